@@ -1,0 +1,1 @@
+"""The `mstkd` command line: one module per subcommand, each exposing `register(subparsers)`."""

@@ -1,0 +1,253 @@
+"""The one place for names: sequences, their aliases, the 15 subsets, label conventions, regions.
+
+Every other module imports these names instead of spelling them again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
+
+import numpy as np
+
+from mstkd.errors import MSTKDError
+
+# Canonical sequence order: the channel order of every tensor this project builds.
+SEQUENCES: Tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
+
+# How the papers' tables name each sequence.
+DISPLAY_NAMES: Dict[str, str] = {"flair": "FLAIR", "t1": "T1", "t1ce": "T1Gd", "t2": "T2"}
+
+# Name of the ground-truth file in every BraTS/FeTS release.
+SEGMENTATION = "seg"
+
+# Every name a sequence goes by: file suffixes of all releases and words used in
+# DICOM series descriptions. Keys are normalised with `normalise_name`.
+_ALIASES: Dict[str, Tuple[str, ...]] = {
+    "flair": ("flair", "t2f", "t2flair", "t2-flair", "t2_flair", "dark fluid", "darkfluid"),
+    "t1": ("t1", "t1n", "t1w", "t1native", "t1_native", "t1 pre", "t1pre", "t1 precontrast", "native t1"),
+    "t1ce": (
+        "t1ce",
+        "t1c",
+        "t1gd",
+        "t1-gd",
+        "t1_gd",
+        "t1post",
+        "t1-post",
+        "t1 post",
+        "t1+c",
+        "t1 +c",
+        "t1c+",
+        "t1 gad",
+        "t1gad",
+        "t1 contrast",
+        "t1 ce",
+        "t1-ce",
+        "post contrast",
+        "postcontrast",
+        "mprage post",
+        "+c",
+        "c+",
+    ),
+    "t2": ("t2", "t2w", "t2 weighted", "t2-weighted"),
+}
+
+
+def normalise_name(text: str) -> str:
+    """Lower-case a name and turn runs of separators into one space."""
+    return re.sub(r"[\s_\-.]+", " ", text.strip().lower()).strip()
+
+
+SEQUENCE_ALIASES: Dict[str, str] = {
+    normalise_name(alias): sequence for sequence, aliases in _ALIASES.items() for alias in aliases
+}
+
+
+def sequence_from_name(name: str) -> str:
+    """Return the canonical sequence an exact alias names (case-insensitive), or raise."""
+    sequence = SEQUENCE_ALIASES.get(normalise_name(name))
+    if sequence is None:
+        raise MSTKDError(
+            f"'{name}' is not a sequence name this tool knows; use one of {', '.join(SEQUENCES)} "
+            f"(aliases such as T1Gd, t2f, t1n, t2w are accepted too)."
+        )
+    return sequence
+
+
+def guess_sequence(description: str) -> Optional[str]:
+    """Guess the sequence from free text (a DICOM series description, a node or file name).
+
+    Returns None when the text names no sequence or names more than one.
+    """
+    text = normalise_name(description)
+    if text in SEQUENCE_ALIASES:
+        return SEQUENCE_ALIASES[text]
+    found = set()
+    # Longest aliases first so that "t1 post" wins over "t1" and "t2 flair" over "t2".
+    for alias in sorted(SEQUENCE_ALIASES, key=len, reverse=True):
+        pattern = r"(?<![a-z0-9])" + re.escape(alias) + r"(?![a-z0-9])"
+        if re.search(pattern, text):
+            found.add(SEQUENCE_ALIASES[alias])
+            text = re.sub(pattern, " ", text)
+    if found == {"t1", "t1ce"}:
+        return "t1ce"
+    return found.pop() if len(found) == 1 else None
+
+
+@dataclass(frozen=True)
+class Subset:
+    """A non-empty set of available sequences, kept in canonical order."""
+
+    sequences: Tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """The paper's display name, e.g. 'FLAIR+T1Gd+T2' or 'all'."""
+        if len(self.sequences) == len(SEQUENCES):
+            return "all"
+        return "+".join(DISPLAY_NAMES[s] for s in self.sequences)
+
+    @property
+    def key(self) -> str:
+        """A machine-friendly name, e.g. 'flair,t1ce,t2'."""
+        return ",".join(self.sequences)
+
+    @property
+    def mask(self) -> Tuple[bool, ...]:
+        """One flag per canonical sequence: True where the sequence is present."""
+        return tuple(s in self.sequences for s in SEQUENCES)
+
+    def __contains__(self, sequence: object) -> bool:
+        return sequence in self.sequences
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+
+def make_subset(sequences: Iterable[str]) -> Subset:
+    """Build a Subset from canonical names or aliases, in any order."""
+    chosen = {sequence_from_name(s) for s in sequences}
+    if not chosen:
+        raise MSTKDError("Choose at least one sequence (flair, t1, t1ce, t2).")
+    return Subset(tuple(s for s in SEQUENCES if s in chosen))
+
+
+# The paper's column order (MST-KDNet, METHOD.md section 1.5).
+_PAPER_ORDER = (
+    ("t2",),
+    ("t1ce",),
+    ("t1",),
+    ("flair",),
+    ("t1ce", "t2"),
+    ("t1", "t1ce"),
+    ("flair", "t1"),
+    ("t1", "t2"),
+    ("flair", "t2"),
+    ("flair", "t1ce"),
+    ("flair", "t1", "t1ce"),
+    ("flair", "t1", "t2"),
+    ("flair", "t1ce", "t2"),
+    ("t1", "t1ce", "t2"),
+    SEQUENCES,
+)
+SUBSETS: Tuple[Subset, ...] = tuple(make_subset(s) for s in _PAPER_ORDER)
+
+
+def parse_subset(text: str) -> Subset:
+    """Parse a user's subset string: 'flair,t2', 'FLAIR+T2', 'T1Gd', or 'all'."""
+    if normalise_name(text) == "all":
+        return SUBSETS[-1]
+    parts = [p for p in re.split(r"[,+\s]+", text.strip()) if p]
+    return make_subset(parts)
+
+
+def parse_subsets(text: str) -> Tuple[Subset, ...]:
+    """Parse a list of subsets separated by ';' (e.g. 'flair;flair,t2'), or 'all15' for the protocol."""
+    if normalise_name(text) in ("all15", "protocol", "every"):
+        return SUBSETS
+    return tuple(parse_subset(part) for part in text.split(";") if part.strip())
+
+
+# Tumour sub-regions (disjoint labels) and the evaluated regions built from them.
+SUBREGIONS: Tuple[str, ...] = ("ncr", "ed", "et")
+SUBREGION_NAMES: Dict[str, str] = {
+    "ncr": "Necrotic / non-enhancing tumour core",
+    "ed": "Peritumoral oedema",
+    "et": "Enhancing tumour",
+    "rc": "Resection cavity",
+}
+REGIONS: Dict[str, FrozenSet[str]] = {
+    "WT": frozenset({"ncr", "ed", "et"}),
+    "TC": frozenset({"ncr", "et"}),
+    "ET": frozenset({"et"}),
+}
+# The networks' output channels, in order (METHOD.md 1.2).
+MODEL_CHANNELS: Tuple[str, ...] = ("ncr", "ed", "et", "background")
+
+
+@dataclass(frozen=True)
+class LabelConvention:
+    """The integer value of each sub-region in a release's label maps."""
+
+    name: str
+    values: Mapping[str, int]
+
+    def value_set(self) -> FrozenSet[int]:
+        """All values a label map of this convention may hold, background included."""
+        return frozenset({0, *self.values.values()})
+
+
+LABEL_CONVENTIONS: Dict[str, LabelConvention] = {
+    c.name: c
+    for c in (
+        LabelConvention("brats2021", {"ncr": 1, "ed": 2, "et": 4}),
+        LabelConvention("brats2023", {"ncr": 1, "ed": 2, "et": 3}),
+        LabelConvention("brats2024", {"ncr": 1, "ed": 2, "et": 3, "rc": 4}),
+    )
+}
+DEFAULT_LABELS = "brats2021"
+
+
+def label_convention(name: str) -> LabelConvention:
+    """Look up a label convention by name, or raise with the valid names."""
+    try:
+        return LABEL_CONVENTIONS[name.lower()]
+    except KeyError:
+        raise MSTKDError(
+            f"Unknown label convention '{name}'; choose one of {', '.join(LABEL_CONVENTIONS)}."
+        ) from None
+
+
+def check_labels(labels: np.ndarray, convention: LabelConvention, what: str = "label map") -> None:
+    """Raise when a label map holds a value outside the convention."""
+    present = {int(v) for v in np.unique(labels)}
+    unexpected = sorted(present - convention.value_set())
+    if unexpected:
+        raise MSTKDError(
+            f"The {what} holds label value(s) {unexpected}, which are not part of the "
+            f"'{convention.name}' convention {sorted(convention.value_set())}; pass the right "
+            f"--labels option (brats2021 uses 4 for ET, brats2023 uses 3)."
+        )
+
+
+def convert_labels(labels: np.ndarray, source: str, target: str) -> np.ndarray:
+    """Re-code a label map from one convention to another.
+
+    A sub-region the target lacks (the 2024 resection cavity) becomes background.
+    """
+    src, dst = label_convention(source), label_convention(target)
+    check_labels(labels, src)
+    out = np.zeros_like(labels)
+    for subregion, value in src.values.items():
+        if subregion in dst.values:
+            out[labels == value] = dst.values[subregion]
+    return out
+
+
+def region_masks(labels: np.ndarray, convention: LabelConvention) -> Dict[str, np.ndarray]:
+    """Boolean masks of WT, TC and ET from a label map (the resection cavity is in none)."""
+    return {
+        region: np.isin(labels, [convention.values[s] for s in subregions])
+        for region, subregions in REGIONS.items()
+    }
