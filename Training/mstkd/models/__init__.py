@@ -1,0 +1,1 @@
+"""Networks: MST-KDNet (teacher and student), its GSME discriminator, and MAG-MS."""
