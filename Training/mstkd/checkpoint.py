@@ -1,0 +1,107 @@
+"""Model files: safetensors weights plus JSON metadata, identified by sha256, written atomically.
+
+Nothing here unpickles: a checkpoint is tensors and text, so a user's file can never run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional, Union
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load, save
+
+from mstkd.errors import MSTKDError
+
+METADATA_KEY = "mstkd"
+FORMAT_VERSION = 1
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Weights and metadata read from one file, with the file's identity."""
+
+    path: Path
+    state_dict: Dict[str, torch.Tensor]
+    metadata: Dict[str, Any]
+    sha256: str
+
+
+def sha256_of(path: Union[str, Path]) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write(path: Union[str, Path], write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place.
+
+    A crash or kill midway leaves the previous file (or none), never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as stream:
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def save_checkpoint(
+    path: Union[str, Path], state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]
+) -> str:
+    """Write weights and JSON-serialisable metadata atomically; returns the file's sha256."""
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state_dict.items()}
+    header = {METADATA_KEY: json.dumps({"format_version": FORMAT_VERSION, **metadata}, sort_keys=True)}
+    payload = save(tensors, metadata=header)
+    atomic_write(path, lambda tmp: tmp.write_bytes(payload))
+    return hashlib.sha256(payload).hexdigest()
+
+
+def load_checkpoint(path: Union[str, Path], expected_sha256: Optional[str] = None) -> Checkpoint:
+    """Read a checkpoint, refusing a missing, truncated, foreign or tampered file."""
+    path = Path(path)
+    if not path.is_file():
+        raise MSTKDError(
+            f"Model file not found: {path}. Check the path or use a registry name such as 'demo'."
+        )
+    payload = path.read_bytes()
+    digest = hashlib.sha256(payload).hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256.lower():
+        raise MSTKDError(
+            f"{path} does not match its recorded sha256 (expected {expected_sha256[:12]}..., "
+            f"found {digest[:12]}...): the file is damaged or was altered. Delete it and get it again."
+        )
+    try:
+        state_dict = load(payload)
+        header = _read_header(payload)
+    except (SafetensorError, ValueError, json.JSONDecodeError) as error:
+        raise MSTKDError(
+            f"{path} is not a readable mstkd checkpoint (truncated or not safetensors: {error})."
+        ) from None
+    if METADATA_KEY not in header:
+        raise MSTKDError(f"{path} is a safetensors file without mstkd metadata; it was not written by mstkd.")
+    return Checkpoint(path, state_dict, json.loads(header[METADATA_KEY]), digest)
+
+
+def _read_header(payload: bytes) -> Dict[str, str]:
+    """The `__metadata__` block of a safetensors payload (8-byte length, then JSON)."""
+    size = int.from_bytes(payload[:8], "little")
+    return json.loads(payload[8 : 8 + size].decode("utf-8")).get("__metadata__", {})
