@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
+import numpy as np
 import SimpleITK as sitk
 
 from mstkd.errors import MSTKDError
@@ -55,6 +56,24 @@ def write_image(image: sitk.Image, path: PathLike, compress: bool = True) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(image, str(path), useCompression=compress)
     return path
+
+
+def image_to_array(image: sitk.Image) -> np.ndarray:
+    """Voxel array in index order (i, j, k), the order of every tensor in this project.
+
+    SimpleITK hands out (k, j, i); transposing here keeps that detail in one place.
+    """
+    return sitk.GetArrayFromImage(image).transpose(2, 1, 0)
+
+
+def array_to_image(array: np.ndarray, reference: Optional[sitk.Image] = None) -> sitk.Image:
+    """An (i, j, k) array as an image, with the grid of `reference` when given."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
+    if reference is not None:
+        if image.GetSize() != reference.GetSize():
+            raise ValueError(f"array size {image.GetSize()} differs from the reference {reference.GetSize()}")
+        image.CopyInformation(reference)
+    return image
 
 
 def same_grid(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> bool:
