@@ -3,12 +3,54 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from mstkd.cli.unavailable import register_unavailable
+from mstkd.conventions import DEFAULT_LABELS, LABEL_CONVENTIONS
+from mstkd.evaluation import evaluate_folders
+from mstkd.metrics import DEFAULT_METRIC_CONVENTION, METRIC_CONVENTIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `evaluate` subcommand."""
-    register_unavailable(
-        subparsers, "evaluate", "score predicted label maps against ground truth (Dice, HD95 per region)"
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score predicted label maps against ground truth (Dice, HD95 per region)",
+        description="Score <PRED_DIR>/<case_id>.nii.gz against the segmentations of GT_DIR "
+        "(any BraTS/FeTS layout or loose <case>_seg files). Missing predictions are penalised "
+        "as empty ones, with a warning.",
     )
+    parser.add_argument("--gt", required=True, metavar="GT_DIR", help="folder with the ground truth cases")
+    parser.add_argument("--pred", required=True, metavar="PRED_DIR", help="folder with <case_id>.nii.gz")
+    parser.add_argument(
+        "--convention",
+        default=DEFAULT_METRIC_CONVENTION,
+        choices=sorted(METRIC_CONVENTIONS),
+        help=f"how empty masks are scored (default {DEFAULT_METRIC_CONVENTION}): "
+        + "; ".join(f"{c.name}: {c.description}" for c in METRIC_CONVENTIONS.values()),
+    )
+    parser.add_argument(
+        "--labels",
+        default=DEFAULT_LABELS,
+        choices=sorted(LABEL_CONVENTIONS),
+        help=f"label values of the maps (default {DEFAULT_LABELS}; brats2023 and brats2024 use 3 for ET)",
+    )
+    parser.add_argument("--json", metavar="OUT.json", help="write per-case scores and means as JSON")
+    parser.add_argument("--csv", metavar="OUT.csv", help="write per-case scores as CSV")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print the table, write the requested files."""
+    result = evaluate_folders(
+        args.gt,
+        args.pred,
+        args.convention,
+        args.labels,
+        warn=lambda message: print(f"mstkd evaluate: warning: {message}", file=sys.stderr),
+    )
+    print(result.table())
+    if args.json:
+        print(f"Wrote {result.write_json(args.json)}")
+    if args.csv:
+        print(f"Wrote {result.write_csv(args.csv)}")
+    return 0
