@@ -1,0 +1,64 @@
+"""LossConfig: the paper's defaults, strict loading, and the three ablation configs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mstkd.config import from_mapping, read_config_file
+from mstkd.errors import MSTKDError
+from mstkd.losses.config import LossConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "Training" / "configs"
+ABLATIONS = {
+    "ablation_no_mstkd.yaml": "mstkd_distillation",
+    "ablation_no_gsme.yaml": "gsme",
+    "ablation_no_dmld.yaml": "dmld",
+}
+
+
+def test_defaults_are_the_papers():
+    config = LossConfig()
+    assert (config.teacher_segmentation_weight, config.student_segmentation_weight) == (0.4, 0.6)
+    assert (config.mstkd_feature_weight, config.content_weight) == (0.2, 0.2)
+    assert (config.dmld_probability_weight, config.dmld_rampup_epochs, config.dmld_temperature) == (10, 20, 7)
+    assert config.gsme_adversarial_weight == 0.0002
+    assert (config.magms_kl_weight, config.magms_feature_weight, config.magms_temperature) == (1, 1, 1)
+    assert all((config.mstkd_distillation, config.gsme, config.dmld, config.content))
+    assert not (config.dmld_reference_standardisation or config.magms_detach_fused_target)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"gsme_matching_weight": -1}, "zero or positive"),
+        ({"dmld_temperature": 0}, "positive"),
+        ({"gsme_weight": 1}, "Unknown setting"),
+        ({"dmld": "no"}, "true or false"),
+    ],
+)
+def test_bad_loss_settings_are_refused(data, message):
+    with pytest.raises(MSTKDError, match=message):
+        from_mapping(LossConfig, data, "loss")
+
+
+@pytest.mark.parametrize(("name", "switch"), ABLATIONS.items())
+def test_ablation_file_switches_off_one_component(name, switch):
+    data = yaml.safe_load((CONFIGS / name).read_text())
+    assert data["extends"] == "paper.yaml"
+    config = from_mapping(LossConfig, data["loss"], "loss")
+    assert config == LossConfig(**{switch: False})
+
+
+@pytest.mark.parametrize(("name", "switch"), ABLATIONS.items())
+def test_ablation_config_loads_on_top_of_the_paper_config(name, switch):
+    if not (CONFIGS / "paper.yaml").is_file():
+        pytest.skip("Training/configs/paper.yaml does not exist yet")
+    data = read_config_file(CONFIGS / name)
+    config = from_mapping(LossConfig, data.get("loss"), "loss")
+    paper = from_mapping(LossConfig, read_config_file(CONFIGS / "paper.yaml").get("loss"), "loss")
+    assert not getattr(config, switch)
+    assert config == dataclasses.replace(paper, **{switch: False})
