@@ -1,0 +1,131 @@
+"""An experiment config: the method, its network sizes, the patch, the loss, and its networks.
+
+Top-level sections of an experiment YAML:
+  method: mstkd | magms | baseline
+  patch:  [D, H, W]   the training crop and the sliding-window size at inference
+  model:  MSTKDNetConfig for mstkd and baseline, MAGMSConfig for magms
+  loss:   LossConfig
+  data, train: kept as plain mappings here; the trainer reads them.
+The baseline is the MST-KDNet student trained alone with modality dropout: no new network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from mstkd.config import apply_overrides, convert, from_mapping, read_config_file
+from mstkd.errors import MSTKDError
+from mstkd.losses.config import LossConfig
+from mstkd.models.config import ENCODER_STRIDE, MAGMSConfig, MSTKDNetConfig
+from mstkd.models.discriminator import StyleDiscriminator
+from mstkd.models.magms import MAGMSNet
+from mstkd.models.mstkdnet import MSTKDNet
+
+METHODS: Tuple[str, ...] = ("mstkd", "magms", "baseline")
+MODEL_SECTIONS: Dict[str, type] = {"mstkd": MSTKDNetConfig, "baseline": MSTKDNetConfig, "magms": MAGMSConfig}
+SECTIONS: Tuple[str, ...] = ("method", "patch", "model", "loss", "data", "train")
+
+ModelConfig = Union[MSTKDNetConfig, MAGMSConfig]
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: what to train, at which sizes, on which crop, with which loss."""
+
+    method: str
+    model: ModelConfig
+    patch: Tuple[int, int, int]
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise MSTKDError(f"Unknown method '{self.method}'; choose one of {', '.join(METHODS)}.")
+        if not isinstance(self.model, MODEL_SECTIONS[self.method]):
+            raise MSTKDError(
+                f"Method '{self.method}' needs a {MODEL_SECTIONS[self.method].__name__} model section."
+            )
+        multiple = self.model.patch_multiple
+        if len(self.patch) != 3 or any(side <= 0 or side % multiple for side in self.patch):
+            raise MSTKDError(
+                f"patch {list(self.patch)} must be three positive multiples of {multiple} "
+                f"(the total stride of the '{self.method}' network), e.g. {[5 * multiple] * 3}."
+            )
+        if self.method == "mstkd":
+            smallest = ENCODER_STRIDE * 2 ** len(self.model.discriminator_widths)
+            if min(self.patch) < smallest:
+                raise MSTKDError(
+                    f"patch {list(self.patch)} is too small for the style discriminator's "
+                    f"{len(self.model.discriminator_widths)} stride-2 convolutions: every side must be "
+                    f"at least {smallest}; enlarge the patch or shorten model.discriminator_widths."
+                )
+
+
+def experiment_from_mapping(data: Mapping[str, Any]) -> ExperimentConfig:
+    """Build an ExperimentConfig from parsed YAML (or from `config.to_mapping` of one)."""
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise MSTKDError(
+            f"Unknown section(s) {', '.join(unknown)} in the experiment config; "
+            f"the sections are: {', '.join(SECTIONS)}."
+        )
+    method = data.get("method")
+    if method not in METHODS:
+        raise MSTKDError(f"Set 'method:' to one of {', '.join(METHODS)} (got {method!r}).")
+    if data.get("patch") is None:
+        raise MSTKDError("Set 'patch: [D, H, W]', the training crop (e.g. [160, 192, 128]).")
+    return ExperimentConfig(
+        method=method,
+        model=from_mapping(MODEL_SECTIONS[method], data.get("model"), "model"),
+        patch=convert(Tuple[int, int, int], data["patch"], "patch"),
+        loss=from_mapping(LossConfig, data.get("loss"), "loss"),
+        data=convert(Dict[str, Any], data.get("data") or {}, "data"),
+        train=convert(Dict[str, Any], data.get("train") or {}, "train"),
+    )
+
+
+def load_experiment(path: Union[str, Path], overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Read an experiment YAML (with `extends:`) and apply `section.key=value` overrides."""
+    return experiment_from_mapping(apply_overrides(read_config_file(path), overrides))
+
+
+@dataclass
+class Networks:
+    """The networks an experiment trains; the ones its method does not use are None."""
+
+    teacher: Optional[MSTKDNet] = None
+    student: Optional[MSTKDNet] = None
+    discriminator: Optional[StyleDiscriminator] = None
+    network: Optional[MAGMSNet] = None
+
+    def named(self) -> Dict[str, nn.Module]:
+        """The networks present by role: teacher, student, discriminator; student; or network."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+
+def build_networks(config: ExperimentConfig, device: Optional[torch.device] = None) -> Networks:
+    """Fresh networks for `config`, created directly on `device` (torch.device('meta') costs no memory)."""
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        if config.method == "magms":
+            return Networks(network=MAGMSNet(config.model))
+        student = MSTKDNet(config.model, config.patch)
+        if config.method == "baseline":
+            return Networks(student=student)
+        discriminator = StyleDiscriminator(
+            student.style_channels, config.model.discriminator_widths, student.style_size
+        )
+        return Networks(
+            teacher=MSTKDNet(config.model, config.patch), student=student, discriminator=discriminator
+        )
