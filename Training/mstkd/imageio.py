@@ -46,6 +46,17 @@ def read_image(path: PathLike) -> sitk.Image:
         ) from None
 
 
+def read_spacing(path: PathLike) -> Tuple[float, ...]:
+    """The voxel spacing of an image file, read from its header alone."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        raise MSTKDError(f"Could not read the header of {path} ({first_line(error)}).") from None
+    return reader.GetSpacing()
+
+
 def write_image(image: sitk.Image, path: PathLike, compress: bool = True) -> Path:
     """Write an image (format from the extension), creating the folder; returns the path."""
     path = Path(path)
