@@ -208,3 +208,13 @@ def test_find_case_files_names_by_folder_and_refuses_ambiguity(tmp_path):
         find_case_files(loose, "c")
     with pytest.raises(MSTKDError, match="names a sequence"):
         find_case_files(tmp_path)
+
+
+def test_a_cases_native_acquisitions_are_not_mixed_into_it(tmp_path):
+    from mstkd.phantom.generate import write_phantoms
+
+    write_phantoms(tmp_path, cases=1, seed=2, shape=(64, 64, 48), native=True, show_progress=False)
+    discovery = discover_cases(tmp_path)
+    (case,) = discovery.cases
+    assert not discovery.problems
+    assert all("native" not in path.parts for path in case.sequences.values())

@@ -3,10 +3,72 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from mstkd.cli.unavailable import register_unavailable
+from mstkd.dataset import NATIVE_FOLDER
+from mstkd.phantom.layout import DEFAULT_LAYOUT, LAYOUTS
+
+DESCRIPTION = """\
+Write synthetic brain-tumour cases that look like BraTS exams: four skull-stripped sequences
+(FLAIR, T1, T1ce, T2) and the ground truth (NCR/NET, oedema, enhancing tumour), built from the
+MNI152 anatomy that nilearn ships. Case k of a seed depends only on (seed, k): the same command
+writes the same bytes, and --cases 10 starts with the cases of --cases 3.
+
+Layouts:
+  brats2021  BraTS2021_NNNNN/BraTS2021_NNNNN_{flair,t1,t1ce,t2,seg}.nii.gz, labels 1/2/4
+  brats2023  BraTS-GLI-NNNNN-000/BraTS-GLI-NNNNN-000-{t2f,t1n,t1c,t2w,seg}.nii.gz, labels 1/2/3
+
+--shape keeps the BraTS field of view (240 x 240 x 155 mm) and the brain's size: a smaller grid
+gets coarser isotropic voxels (96,96,64 gives 2.5 mm), 240,240,155 is the BraTS grid itself.
+
+--native also writes the exam as a clinical scanner would, in <case>/NATIVE/ with the same
+file names: FLAIR axial 1x1x5 mm (LPS), T1 sagittal 1x1x1.2 mm, T1ce 1 mm isotropic oblique,
+T2 axial 0.5x0.5x4 mm (RAS), each moved a little (a few degrees and millimetres) and with its own
+field of view; the seg file there lies on the T1ce grid.
+
+--preview writes OUT_DIR/previews/<case>.png: slices through the tumour for each sequence.
+""".replace("NATIVE", NATIVE_FOLDER)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `phantom` subcommand."""
-    register_unavailable(subparsers, "phantom", "generate realistic synthetic BraTS-like cases")
+    parser = subparsers.add_parser(
+        "phantom",
+        help="generate realistic synthetic BraTS-like cases",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the case folders into")
+    parser.add_argument("--cases", type=int, default=1, metavar="N", help="number of cases (default 1)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed, >= 0 (default 0)")
+    parser.add_argument(
+        "--layout",
+        default=DEFAULT_LAYOUT,
+        choices=sorted(LAYOUTS),
+        help=f"folder layout (default {DEFAULT_LAYOUT})",
+    )
+    parser.add_argument(
+        "--shape", default="240,240,155", metavar="X,Y,Z", help="grid size (default 240,240,155)"
+    )
+    parser.add_argument("--native", action="store_true", help="also write each sequence on a clinical grid")
+    parser.add_argument("--preview", action="store_true", help="also write a PNG per case")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate the cases and print the folders written."""
+    from mstkd.phantom import parse_size, write_phantoms
+
+    folders = write_phantoms(
+        args.out_dir,
+        cases=args.cases,
+        seed=args.seed,
+        layout=args.layout,
+        shape=parse_size(args.shape),
+        native=args.native,
+        preview=args.preview,
+        show_progress=sys.stderr.isatty(),
+    )
+    for folder in folders:
+        print(folder)
+    return 0

@@ -1,0 +1,201 @@
+"""Public API: generate one synthetic BraTS-like case in memory, or write many in a BraTS layout.
+
+Case `index` of seed `seed` depends on (seed, index) only: it draws from its own random streams,
+so the first cases of a larger batch are the cases of a smaller one, byte for byte.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from mstkd.conventions import DEFAULT_LABELS, SEGMENTATION, SEQUENCES, convert_labels, label_convention
+from mstkd.dataset import NATIVE_FOLDER
+from mstkd.errors import MSTKDError
+from mstkd.imageio import PathLike, image_to_array, write_image
+from mstkd.phantom.anatomy import WORKERS, load_template, sample_anatomy
+from mstkd.phantom.artefacts import acquire, random_brain_scale, random_deformation
+from mstkd.phantom.contrast import compose, sample_contrast
+from mstkd.phantom.grid import (
+    BRATS_SIZE,
+    Box,
+    Grid,
+    box_around,
+    box_axes_mm,
+    box_shape,
+    brats_grid,
+    intersect,
+    sub_box,
+)
+from mstkd.phantom.layout import DEFAULT_LAYOUT, get_layout
+from mstkd.phantom.native import acquire_native
+from mstkd.phantom.preview import save_preview
+from mstkd.phantom.tumour import TumourPlan, grow_tumour, mass_effect, plan_tumour, tumour_box
+from mstkd.progress import progress
+
+# One independent random stream per stage and per scan, so that changing one leaves the others
+# alone, and the scans can run in parallel.
+STREAMS = ("anatomy", "tumour", "contrast", "native") + SEQUENCES
+# The block sampled around the brain leaves room for the warp and the head tilt.
+CROP_MARGIN_MM = 8.0
+# Coarse grids sample templates blurred to about their voxel size (Gaussian FWHM = voxel).
+FWHM_PER_SIGMA = 2.355
+PREVIEW_FOLDER = "previews"
+
+
+@dataclass(frozen=True)
+class PhantomCase:
+    """One synthetic case: four sequences and labels on a BraTS-like grid, and optionally clinical grids.
+
+    `images` are int16 scanner units, 0 outside the brain; `labels` (uint8) follow `convention`;
+    `tissues` (uint8) is the normal anatomy under the tumour: 1 CSF, 2 GM, 3 WM. With `native`,
+    `native_images` holds each sequence on its own clinical grid and `native_labels` lies on the
+    T1ce one.
+    """
+
+    seed: int
+    index: int
+    images: Dict[str, sitk.Image]
+    labels: sitk.Image
+    tissues: sitk.Image
+    convention: str
+    plan: TumourPlan
+    native_images: Dict[str, sitk.Image] = field(default_factory=dict)
+    native_labels: Optional[sitk.Image] = None
+
+    def array(self, name: str) -> np.ndarray:
+        """A sequence, 'seg' or 'tissues' as an (i, j, k) array."""
+        if name == SEGMENTATION:
+            return image_to_array(self.labels)
+        if name == "tissues":
+            return image_to_array(self.tissues)
+        return image_to_array(self.images[name])
+
+
+def _template_smoothing(voxel_mm: float) -> float:
+    return round(float(np.sqrt(max(voxel_mm**2 - 1.0, 0.0)) / FWHM_PER_SIGMA), 2)
+
+
+def generate_case(
+    seed: int,
+    index: int = 0,
+    shape: Sequence[int] = BRATS_SIZE,
+    convention: str = DEFAULT_LABELS,
+    native: bool = False,
+) -> PhantomCase:
+    """Generate case `index` of `seed` on the BraTS-like grid of `shape` (x, y, z); see `brats_grid`.
+
+    Labels follow `convention`; with `native`, each sequence is also acquired on a clinical grid.
+    """
+    if seed < 0 or index < 0:
+        raise MSTKDError(f"Seeds and case numbers are non-negative; got seed {seed}, case {index}.")
+    grid = brats_grid(shape)
+    labels_of = label_convention(convention)
+    seeds = np.random.SeedSequence([seed, index]).spawn(len(STREAMS))
+    rngs = dict(zip(STREAMS, (np.random.default_rng(s) for s in seeds)))
+    template = load_template(_template_smoothing(grid.voxel_mm))
+
+    scale = random_brain_scale(rngs["anatomy"])
+    half = template.extent_mm * scale / 2 + CROP_MARGIN_MM
+    crop = box_around(grid, grid.centre - half, grid.centre + half)
+    deformation = random_deformation(rngs["anatomy"], box_shape(crop), scale)
+    sites = deformation.to_subject(template.tumour_sites_mm, template.centre_mm, grid.centre)
+    plan = plan_tumour(rngs["tumour"], sites, grid.voxel_mm)
+
+    axes = box_axes_mm(grid, crop)
+    source = [axis - push for axis, push in zip(axes, mass_effect(plan, axes))]
+    anatomy = sample_anatomy(template, deformation.to_template(source, template.centre_mm, grid.centre))
+    box = intersect(tumour_box(plan, grid), crop)
+    block = sub_box(crop, box)
+    lesion = grow_tumour(plan, rngs["tumour"], grid, box, anatomy.crop(block))
+
+    contrast = sample_contrast(rngs["contrast"])
+
+    def scan(sequence: str) -> sitk.Image:
+        signal = compose(contrast, sequence, anatomy, lesion, block, plan.enhancing)
+        scanned = acquire(rngs[sequence], sequence, signal, anatomy.brain, contrast.signal[sequence]["csf"])
+        return grid.image(_paste(grid, crop, scanned))
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        images = dict(zip(SEQUENCES, pool.map(scan, SEQUENCES)))
+    labels = np.zeros(box_shape(crop), dtype=np.uint8)
+    labels[block] = lesion.labels(labels_of)
+    case = PhantomCase(
+        seed=seed,
+        index=index,
+        images=images,
+        labels=grid.image(_paste(grid, crop, labels)),
+        tissues=grid.image(_paste(grid, crop, anatomy.tissue_labels())),
+        convention=labels_of.name,
+        plan=plan,
+    )
+    if not native:
+        return case
+    native_images, native_labels = acquire_native(rngs["native"], images, case.labels, grid)
+    return replace(case, native_images=native_images, native_labels=native_labels)
+
+
+def _paste(grid: Grid, crop: Box, values: np.ndarray) -> np.ndarray:
+    full = np.zeros(grid.shape, dtype=values.dtype)
+    full[crop] = values
+    return full
+
+
+def write_case(case: PhantomCase, out_dir: PathLike, layout: str = DEFAULT_LAYOUT) -> Path:
+    """Write a case as a folder of `layout` under `out_dir` (clinical grids in its native/); returns it."""
+    chosen = get_layout(layout)
+    case_id = chosen.case_id(case.index)
+    folder = Path(out_dir) / case_id
+    files = {**case.images, SEGMENTATION: _in_convention(case.labels, case.convention, chosen.labels)}
+    for name, image in files.items():
+        write_image(image, folder / chosen.file_name(case_id, name))
+    if case.native_labels is not None:
+        labels = _in_convention(case.native_labels, case.convention, chosen.labels)
+        for name, image in {**case.native_images, SEGMENTATION: labels}.items():
+            write_image(image, folder / NATIVE_FOLDER / chosen.file_name(case_id, name))
+    return folder
+
+
+def _in_convention(labels: sitk.Image, source: str, target: str) -> sitk.Image:
+    if source == target:
+        return labels
+    converted = sitk.GetImageFromArray(convert_labels(sitk.GetArrayFromImage(labels), source, target))
+    converted.CopyInformation(labels)
+    return converted
+
+
+def write_phantoms(
+    out_dir: PathLike,
+    cases: int,
+    seed: int = 0,
+    layout: str = DEFAULT_LAYOUT,
+    shape: Sequence[int] = BRATS_SIZE,
+    native: bool = False,
+    preview: bool = False,
+    show_progress: bool = True,
+) -> List[Path]:
+    """Generate and write cases 0..cases-1 of `seed`; returns their folders.
+
+    Previews go to `out_dir`/previews/<case>.png, outside the case folders.
+    """
+    if cases < 1:
+        raise MSTKDError(f"Ask for at least one case (--cases 1 or more); got {cases}.")
+    if seed < 0:
+        raise MSTKDError(f"The seed must be a whole number >= 0; got {seed}.")
+    chosen = get_layout(layout)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MSTKDError(f"{out_dir} is a file; give a folder to write the cases into.")
+    indices = range(cases)
+    folders = []
+    for index in progress(indices, "phantoms") if show_progress else indices:
+        case = generate_case(seed, index, shape, chosen.labels, native)
+        folders.append(write_case(case, out_dir, chosen.name))
+        if preview:
+            save_preview(case, out_dir / PREVIEW_FOLDER / f"{chosen.case_id(index)}.png")
+    return folders
