@@ -5,7 +5,8 @@ Top-level sections of an experiment YAML:
   patch:  [D, H, W]   the training crop and the sliding-window size at inference
   model:  MSTKDNetConfig for mstkd and baseline, MAGMSConfig for magms
   loss:   LossConfig
-  data, train: kept as plain mappings here; the trainer reads them.
+  data:   DataConfig (where the cases are, splits, augmentation)
+  train:  TrainConfig (optimisation, precision, schedule, device)
 The baseline is the MST-KDNet student trained alone with modality dropout: no new network.
 """
 
@@ -27,6 +28,7 @@ from mstkd.models.config import ENCODER_STRIDE, MAGMSConfig, MSTKDNetConfig
 from mstkd.models.discriminator import StyleDiscriminator
 from mstkd.models.magms import MAGMSNet
 from mstkd.models.mstkdnet import MSTKDNet
+from mstkd.training.config import DataConfig, TrainConfig
 
 METHODS: Tuple[str, ...] = ("mstkd", "magms", "baseline")
 MODEL_SECTIONS: Dict[str, type] = {"mstkd": MSTKDNetConfig, "baseline": MSTKDNetConfig, "magms": MAGMSConfig}
@@ -43,8 +45,8 @@ class ExperimentConfig:
     model: ModelConfig
     patch: Tuple[int, int, int]
     loss: LossConfig = field(default_factory=LossConfig)
-    data: Mapping[str, Any] = field(default_factory=dict)
-    train: Mapping[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -87,8 +89,8 @@ def experiment_from_mapping(data: Mapping[str, Any]) -> ExperimentConfig:
         model=from_mapping(MODEL_SECTIONS[method], data.get("model"), "model"),
         patch=convert(Tuple[int, int, int], data["patch"], "patch"),
         loss=from_mapping(LossConfig, data.get("loss"), "loss"),
-        data=convert(Dict[str, Any], data.get("data") or {}, "data"),
-        train=convert(Dict[str, Any], data.get("train") or {}, "train"),
+        data=from_mapping(DataConfig, data.get("data"), "data"),
+        train=from_mapping(TrainConfig, data.get("train"), "train"),
     )
 
 
@@ -129,3 +131,16 @@ def build_networks(config: ExperimentConfig, device: Optional[torch.device] = No
         return Networks(
             teacher=MSTKDNet(config.model, config.patch), student=student, discriminator=discriminator
         )
+
+
+def build_inference_network(config: ExperimentConfig, device: Optional[torch.device] = None) -> nn.Module:
+    """The one network inference runs: the MST-KDNet student (mstkd, baseline) or MAG-MS."""
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        if config.method == "magms":
+            return MAGMSNet(config.model)
+        return MSTKDNet(config.model, config.patch)
+
+
+def inference_network(config: ExperimentConfig, networks: Networks) -> nn.Module:
+    """Of a training run's networks, the one inference uses (and the one a model file holds)."""
+    return networks.network if config.method == "magms" else networks.student

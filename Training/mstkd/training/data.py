@@ -1,0 +1,196 @@
+"""Training data: cases on disk -> normalised teacher/student patches with a random subset.
+
+Loading and the foreground crop are deterministic and cached; the subset draw, the
+normalisation from the sequences present, the patch crop and the augmentation are random.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Hashable, List, Mapping, Sequence, Tuple
+
+import numpy as np
+import torch
+from monai.data import CacheDataset
+from monai.transforms import (
+    Compose,
+    CropForegroundd,
+    MapTransform,
+    RandCropByPosNegLabeld,
+    RandFlipd,
+    Randomizable,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    SpatialPadd,
+)
+
+from mstkd.conventions import SEQUENCES, SUBSETS, LabelConvention, Subset, check_labels, label_convention
+from mstkd.dataset import Case
+from mstkd.errors import MSTKDError
+from mstkd.imageio import image_to_array, read_image
+from mstkd.intensity import normalise_sequences
+from mstkd.training.config import Augmentation, DataConfig
+
+# Keys of one training sample.
+RAW, TEACHER, STUDENT, LABEL, PRESENT = "raw", "teacher_image", "student_image", "label", "present"
+CASE_ID = "case_id"
+
+
+def case_record(case: Case) -> Dict[str, Any]:
+    """The dict a dataset holds for one case: its id and file paths."""
+    missing = case.missing
+    if missing or case.segmentation is None:
+        what = list(missing) + ([] if case.segmentation is not None else ["segmentation"])
+        raise MSTKDError(f"Case {case.case_id} cannot be used for training: it lacks {', '.join(what)}.")
+    return {
+        CASE_ID: case.case_id,
+        "paths": [str(case.sequences[s]) for s in SEQUENCES],
+        "seg": str(case.segmentation),
+    }
+
+
+class LoadCased(MapTransform):
+    """Read the four sequences (canonical order) and the label map as (i, j, k) arrays."""
+
+    def __init__(self, labels: LabelConvention) -> None:
+        super().__init__(keys=["paths"])
+        self.labels = labels
+
+    def __call__(self, record: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+        images = [read_image(path) for path in record["paths"]]
+        reference = images[0]
+        for sequence, image in zip(SEQUENCES, images):
+            if image.GetSize() != reference.GetSize():
+                raise MSTKDError(
+                    f"Case {record[CASE_ID]}: {sequence} has size {image.GetSize()} but flair has "
+                    f"{reference.GetSize()}; training needs co-registered sequences on one grid."
+                )
+        label = image_to_array(read_image(record["seg"])).astype(np.uint8)
+        check_labels(label, self.labels, f"segmentation of case {record[CASE_ID]}")
+        raw = np.stack([image_to_array(image).astype(np.float32) for image in images])
+        return {CASE_ID: record[CASE_ID], RAW: raw, LABEL: label[None]}
+
+
+class SampleSubsetd(Randomizable, MapTransform):
+    """Draw one of the 15 subsets uniformly and build the student (and teacher) inputs.
+
+    The teacher sees all four sequences; the student sees the drawn subset, normalised with
+    a brain mask from the present sequences only, the absent ones zero-filled.
+    """
+
+    def __init__(self, with_teacher: bool, subsets: Sequence[Subset] = SUBSETS) -> None:
+        super().__init__(keys=[RAW])
+        self.with_teacher = with_teacher
+        self.subsets = tuple(subsets)
+        self.choice = 0
+
+    def randomize(self, data: Any = None) -> None:
+        self.choice = int(self.R.randint(len(self.subsets)))
+
+    def __call__(self, sample: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+        self.randomize()
+        present = self.subsets[self.choice].mask
+        out = {k: v for k, v in sample.items() if k != RAW}
+        out[STUDENT] = normalise_sequences(sample[RAW], present)
+        if self.with_teacher:
+            out[TEACHER] = normalise_sequences(sample[RAW], (True,) * len(SEQUENCES))
+        out[PRESENT] = torch.tensor(present)
+        return out
+
+
+class ZeroAbsentd(MapTransform):
+    """Zero the absent sequences again after an intensity shift made them non-zero."""
+
+    def __call__(self, sample: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+        out = dict(sample)
+        present = torch.as_tensor(sample[PRESENT]).view(-1, *([1] * 3)).to(torch.float32)
+        for key in self.key_iterator(out):
+            out[key] = out[key] * present
+        return out
+
+
+def training_transform(
+    patch: Tuple[int, int, int],
+    with_teacher: bool,
+    subsets: Sequence[Subset],
+    augmentation: Augmentation,
+    foreground_ratio: float,
+) -> Compose:
+    """The random part of the pipeline: subset, normalisation, patch crop, augmentation."""
+    images = [STUDENT, TEACHER] if with_teacher else [STUDENT]
+    keys = [*images, LABEL]
+    a = augmentation
+    return Compose(
+        [
+            SampleSubsetd(with_teacher, subsets),
+            SpatialPadd(keys, spatial_size=patch),
+            RandCropByPosNegLabeld(
+                keys,
+                label_key=LABEL,
+                spatial_size=patch,
+                pos=foreground_ratio,
+                neg=1.0 - foreground_ratio,
+                num_samples=1,
+                image_key=STUDENT,
+                image_threshold=-np.inf,
+            ),
+            *[RandFlipd(keys, prob=a.flip_probability, spatial_axis=axis) for axis in range(3)],
+            RandScaleIntensityd(
+                images, factors=a.intensity_scale, prob=a.intensity_probability, channel_wise=True
+            ),
+            RandShiftIntensityd(
+                images, offsets=a.intensity_shift, prob=a.intensity_probability, channel_wise=True
+            ),
+            ZeroAbsentd([STUDENT]),
+        ]
+    )
+
+
+def cached_transform(labels: LabelConvention) -> Compose:
+    """The deterministic part: read the files and crop to the brain's bounding box."""
+    return Compose([LoadCased(labels), CropForegroundd([RAW, LABEL], source_key=RAW, margin=2)])
+
+
+class TrainingDataset(torch.utils.data.Dataset):
+    """Cached cases; item (epoch, index) is one random training sample of case `index`."""
+
+    def __init__(
+        self,
+        cases: Sequence[Case],
+        data: DataConfig,
+        patch: Tuple[int, int, int],
+        with_teacher: bool,
+        subsets: Sequence[Subset] = SUBSETS,
+        seed: int = 0,
+    ) -> None:
+        records = [case_record(case) for case in cases]
+        self.cache = CacheDataset(
+            records,
+            cached_transform(label_convention(data.labels)),
+            cache_rate=data.cache_rate,
+            num_workers=data.workers or None,
+            progress=False,
+        )
+        self.transform = training_transform(
+            patch, with_teacher, subsets, data.augmentation, data.foreground_ratio
+        )
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, item: Tuple[int, int]) -> Dict[Hashable, Any]:
+        """The sample of case `index` in `epoch`: its randomness depends on (seed, epoch, index) only."""
+        epoch, index = item
+        state = np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0]
+        self.transform.set_random_state(seed=int(state))
+        (sample,) = self.transform(self.cache[index])
+        return sample
+
+
+def collate(samples: List[Mapping[Hashable, Any]]) -> Dict[str, Any]:
+    """Stack samples into a batch of plain tensors (MetaTensor metadata is not needed here)."""
+    batch: Dict[str, Any] = {CASE_ID: [s[CASE_ID] for s in samples]}
+    for key in (STUDENT, TEACHER, LABEL, PRESENT):
+        if key in samples[0]:
+            batch[key] = torch.stack([torch.as_tensor(s[key]).as_subclass(torch.Tensor) for s in samples])
+    return batch
