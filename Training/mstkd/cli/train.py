@@ -1,12 +1,68 @@
-"""`mstkd train`: train MST-KDNet, MAG-MS or the baseline from a YAML config."""
+"""`mstkd train`: train MST-KDNet, MAG-MS or the modality-dropout baseline from a YAML config."""
 
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
-from mstkd.cli.unavailable import register_unavailable
+from mstkd.errors import MSTKDError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `train` subcommand."""
-    register_unavailable(subparsers, "train", "train MST-KDNet, MAG-MS or the baseline from a YAML config")
+    parser = subparsers.add_parser(
+        "train",
+        help="train MST-KDNet, MAG-MS or the baseline from a YAML config",
+        description=(
+            "Train from a YAML config (Training/configs/). Works the same under "
+            "`torchrun --nproc_per_node N [--nnodes M ...] -m mstkd train ...` (PyTorch DDP). "
+            "SIGTERM/SIGINT write a checkpoint and stop; --resume continues exactly where it stopped."
+        ),
+    )
+    parser.add_argument(
+        "--config", type=Path, help="experiment YAML; with --resume the run's own config is used"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set data.root=phantoms --set train.steps=500 (repeatable)",
+    )
+    parser.add_argument("--out", type=Path, help="run folder (default runs/<config>-<date-time>)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config, train, and say where the results are."""
+    from mstkd.experiment import load_experiment
+    from mstkd.training.run import RunFiles
+    from mstkd.training.trainer import Trainer
+
+    if args.resume:
+        if args.out is None:
+            raise MSTKDError("--resume needs --out, the folder of the run to continue.")
+        config = args.config or RunFiles(args.out).config
+    else:
+        if args.config is None:
+            raise MSTKDError("Give --config, e.g. --config Training/configs/small.yaml.")
+        config = args.config
+    out = args.out or Path("runs") / f"{Path(config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment = load_experiment(config, args.overrides)
+    trainer = Trainer(experiment, out, resume=args.resume)
+    last = trainer.run()
+    if not trainer.context.is_main:
+        return 0
+    files = RunFiles(out)
+    if last < experiment.train.steps:
+        print(f"Stopped at step {last} of {experiment.train.steps}; continue with:")
+        print(f"  mstkd train --resume --out {out}")
+    else:
+        print(f"Trained to step {last}. Run folder: {out}")
+    print(f"  inference model: {files.student}  (best on validation: {files.best_student})")
+    return 0

@@ -1,0 +1,172 @@
+"""Training for real on phantoms: it learns, it resumes bit for bit, and torchrun keeps ranks equal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mstkd.checkpoint import load_checkpoint
+from mstkd.cli.main import main
+from mstkd.conventions import SUBSETS, label_convention
+from mstkd.experiment import build_networks, inference_network, load_experiment
+from mstkd.splits import read_split
+from mstkd.training.run import RunFiles, select, usable_cases
+from mstkd.training.trainer import Trainer
+from mstkd.training.validation import MEAN, load_validation_cases, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "Training" / "configs" / "tiny.yaml"
+
+
+def tiny_settings(data_root: Path, steps: int, **extra: object) -> list:
+    settings = {
+        "data.root": data_root,
+        "data.workers": 0,
+        "data.split_fractions": "[0.67,0.33,0]",
+        "train.steps": steps,
+        "train.val_every": 1000,
+        "train.val_subsets": "all",
+        **extra,
+    }
+    return [f"{key}={value}" for key, value in settings.items()]
+
+
+def run_cli(*args: str, env_extra=None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mstkd", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def weights_of(run: Path) -> dict:
+    return load_checkpoint(RunFiles(run).weights).state_dict
+
+
+def test_a_short_training_beats_the_untrained_model(phantom_root, tmp_path):
+    experiment = load_experiment(
+        TINY, tiny_settings(phantom_root, 30, **{"train.learning_rate": 3e-3, "train.val_every": 30})
+    )
+    run = tmp_path / "run"
+    assert Trainer(experiment, run).run() == 30
+
+    labels = label_convention(experiment.data.labels)
+    _, cases = usable_cases(experiment.data)
+    val_ids = read_split(RunFiles(run).split("val"))
+    val_cases = load_validation_cases(select(cases, val_ids), labels)
+    subsets = (SUBSETS[-1], SUBSETS[8])  # all four; FLAIR + T2
+    torch.manual_seed(experiment.train.seed)
+    untrained = inference_network(experiment, build_networks(experiment))
+    trained = inference_network(experiment, build_networks(experiment))
+    trained.load_state_dict(load_checkpoint(RunFiles(run).student).state_dict)
+    device = torch.device("cpu")
+    before = validate(untrained, val_cases, subsets, experiment.patch, labels, device)
+    after = validate(trained, val_cases, subsets, experiment.patch, labels, device)
+    assert after[MEAN] > before[MEAN] + 0.05, (before, after)
+    assert after["WT"] > 0.15, after
+    log = RunFiles(run).log.read_text()
+    assert "validation Dice" in log and "segmentation_student" in log
+    best = load_checkpoint(RunFiles(run).best_student)
+    assert best.metadata["method"] == "mstkd" and "validation_dice" in best.metadata
+    assert list(RunFiles(run).tensorboard.glob("events.*")), "TensorBoard scalars are written"
+
+
+def test_a_run_stopped_by_sigterm_and_resumed_equals_one_run_straight_through(phantom_root, tmp_path):
+    settings = [
+        s
+        for pair in (("--set", s) for s in tiny_settings(phantom_root, 8, **{"train.checkpoint_every": 2}))
+        for s in pair
+    ]
+    straight = run_cli("train", "--config", str(TINY), *settings, "--out", str(tmp_path / "straight"))
+    interrupted = run_cli("train", "--config", str(TINY), *settings, "--out", str(tmp_path / "stopped"))
+    state = RunFiles(tmp_path / "stopped").state
+    deadline = time.monotonic() + 120
+    while not state.exists() and interrupted.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    interrupted.send_signal(signal.SIGTERM)
+    out, err = interrupted.communicate(timeout=120)
+    assert interrupted.returncode == 0, err
+    stopped_at = load_checkpoint(RunFiles(tmp_path / "stopped").weights).metadata["step"]
+    assert 2 <= stopped_at < 8 and "Stopped at step" in out
+
+    resumed = run_cli("train", "--resume", "--out", str(tmp_path / "stopped"))
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()
+    a, b = weights_of(tmp_path / "straight"), weights_of(tmp_path / "stopped")
+    assert a.keys() == b.keys()
+    different = [name for name in a if not torch.equal(a[name], b[name])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+def test_torchrun_with_two_processes_keeps_both_ranks_identical(phantom_root, tmp_path):
+    run = tmp_path / "ddp"
+    settings = [s for pair in (("--set", s) for s in tiny_settings(phantom_root, 3)) for s in pair]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "mstkd",
+        "train",
+        "--config",
+        str(TINY),
+        *settings,
+        "--out",
+        str(run),
+    ]
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = RunFiles(run).log.read_text()
+    assert "step 3: weights identical on all 2 ranks" in log
+    assert load_checkpoint(RunFiles(run).weights).metadata["step"] == 3
+    assert result.stdout.count("Trained to step 3") == 1, "only rank 0 reports"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--config", str(TINY), "--set", "train.steps=0"], "train.steps must be at least 1"),
+        (["--config", str(TINY)], "Set data.root"),
+        (["--config", str(TINY), "--set", "data.root=/nonexistent"], "nonexistent"),
+        (["--config", str(TINY), "--set", "train.stepz=3"], "Unknown setting"),
+        (["--resume"], "--resume needs --out"),
+    ],
+)
+def test_train_refuses_bad_requests_with_a_message(arguments, message, tmp_path, capsys):
+    assert (
+        main(
+            ["train", *arguments, "--out", str(tmp_path / "r")]
+            if "--resume" not in arguments
+            else ["train", *arguments]
+        )
+        == 2
+    )
+    assert message in capsys.readouterr().err
+
+
+def test_resume_of_an_empty_folder_says_there_is_nothing_to_resume(tmp_path, capsys, phantom_root):
+    config = tmp_path / "config.yaml"
+    config.write_text(TINY.read_text() + f"\ndata:\n  root: {phantom_root}\n  workers: 0\n")
+    assert main(["train", "--resume", "--config", str(config), "--out", str(tmp_path / "none")]) == 2
+    assert "nothing to resume" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""The files of a training run, and how its cases are chosen and split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Tuple
+
+from mstkd.dataset import Case, Discovery, discover_cases
+from mstkd.errors import MSTKDError
+from mstkd.splits import PARTS, Split, random_split, read_split, write_split
+from mstkd.training.config import DataConfig
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where a run keeps its config, weights, state, logs and splits."""
+
+    folder: Path
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.yaml"
+
+    @property
+    def weights(self) -> Path:
+        """All networks of the latest checkpoint (teacher, student, discriminator)."""
+        return self.folder / "checkpoint.safetensors"
+
+    @property
+    def state(self) -> Path:
+        """Optimisers, scheduler, step and RNG of the latest checkpoint."""
+        return self.folder / "state.pt"
+
+    @property
+    def student(self) -> Path:
+        """The exported inference network of the latest checkpoint."""
+        return self.folder / "student.safetensors"
+
+    @property
+    def best_student(self) -> Path:
+        """The exported inference network with the best validation Dice."""
+        return self.folder / "best_student.safetensors"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "train.log"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.folder / "tensorboard"
+
+    def split(self, part: str) -> Path:
+        return self.folder / "splits" / f"{part}.txt"
+
+
+def usable_cases(data: DataConfig) -> Tuple[Discovery, Tuple[Case, ...]]:
+    """The cases under data.root that have all four sequences and a segmentation."""
+    if not data.root:
+        raise MSTKDError(
+            "Set data.root to a folder of cases (any BraTS/FeTS layout or `mstkd phantom` output)."
+        )
+    discovery = discover_cases(data.root)
+    usable = tuple(c for c in discovery.cases if not c.missing and c.segmentation is not None)
+    if not usable:
+        raise MSTKDError(
+            f"No case under {data.root} has all four sequences and a segmentation; training needs both.\n"
+            + discovery.summary()
+        )
+    return discovery, usable
+
+
+def choose_split(data: DataConfig, cases: Tuple[Case, ...]) -> Split:
+    """Split files when given (train and val at least), else a seeded random split."""
+    ids = [c.case_id for c in cases]
+    files = (data.train_split, data.val_split, data.test_split)
+    if any(files):
+        if not (data.train_split and data.val_split):
+            raise MSTKDError("Give both data.train_split and data.val_split (data.test_split is optional).")
+        return Split(*(read_split(f, known_ids=ids) if f else () for f in files))
+    return random_split(ids, fractions=data.split_fractions, seed=data.split_seed)
+
+
+def write_splits(files: RunFiles, split: Split) -> None:
+    """Record the split beside the run, so evaluation uses the same test cases."""
+    for part in PARTS:
+        write_split(files.split(part), getattr(split, part), comment=f"{part} cases of this run")
+
+
+def select(cases: Tuple[Case, ...], ids: Tuple[str, ...]) -> Tuple[Case, ...]:
+    """The cases with these ids, in the ids' order."""
+    by_id = {c.case_id: c for c in cases}
+    return tuple(by_id[i] for i in ids)
