@@ -1,12 +1,90 @@
-"""`mstkd evaluate-model`: evaluate a checkpoint on the 15-subset protocol."""
+"""`mstkd evaluate-model`: the 15-subset protocol for one model file, tables in the paper's order."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from mstkd.cli.unavailable import register_unavailable
+from mstkd.devices import DEVICE_CHOICES
+from mstkd.metrics import DEFAULT_METRIC_CONVENTION, METRIC_CONVENTIONS
+
+EVERY_SUBSET = "all"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `evaluate-model` subcommand."""
-    register_unavailable(subparsers, "evaluate-model", "evaluate a checkpoint on the 15-subset protocol")
+    parser = subparsers.add_parser(
+        "evaluate-model",
+        help="evaluate a model file on the 15-subset protocol",
+        description=(
+            "Segment every case of DATA (restricted to --split) from each requested subset of sequences with "
+            "sliding windows over the whole volume, score WT/TC/ET (Dice, HD95) and write tables in the "
+            "papers' column order (table.md, table.csv, table.json) and per-case scores (cases.csv)."
+        ),
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, help="model file (e.g. a run's student.safetensors)"
+    )
+    parser.add_argument("--data", type=Path, required=True, help="folder of cases, any supported layout")
+    parser.add_argument(
+        "--split", type=Path, help="file of case ids to evaluate (default: every case in --data)"
+    )
+    parser.add_argument(
+        "--subsets",
+        default=EVERY_SUBSET,
+        help="'all' for the 15 subsets of the protocol, or a ';'-separated list such as 'flair,t2;t1ce'",
+    )
+    parser.add_argument(
+        "--convention",
+        default=DEFAULT_METRIC_CONVENTION,
+        choices=sorted(METRIC_CONVENTIONS),
+        help=f"metric convention (default {DEFAULT_METRIC_CONVENTION})",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("evaluation"), help="output folder (default ./evaluation)"
+    )
+    parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
+    parser.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print the markdown table, write the files."""
+    from mstkd.conventions import SUBSETS, parse_subsets
+    from mstkd.dataset import discover_cases
+    from mstkd.devices import resolve_device
+    from mstkd.errors import MSTKDError
+    from mstkd.inference.model import load_trained_model
+    from mstkd.metrics import metric_convention
+    from mstkd.progress import progress
+    from mstkd.protocol import evaluate_model
+    from mstkd.splits import read_split
+
+    subsets = SUBSETS if args.subsets.strip().lower() == EVERY_SUBSET else parse_subsets(args.subsets)
+    discovery = discover_cases(args.data)
+    cases = [c for c in discovery.cases if not c.missing and c.segmentation is not None]
+    if args.split is not None:
+        wanted = set(read_split(args.split, known_ids=[c.case_id for c in cases]))
+        cases = [c for c in cases if c.case_id in wanted]
+    if not cases:
+        raise MSTKDError(
+            f"No case with four sequences and a segmentation to evaluate.\n{discovery.summary()}"
+        )
+    device = resolve_device(args.device)
+    model = load_trained_model(args.checkpoint, device)
+    bar = progress(range(len(cases)), "cases", total=len(cases))
+    ticks = iter(bar)
+    result = evaluate_model(
+        model,
+        cases,
+        subsets,
+        metric_convention(args.convention),
+        device,
+        split=str(args.split) if args.split else f"all cases in {args.data}",
+        overlap=args.overlap,
+        on_case=lambda case_id: next(ticks, None),
+    )
+    paths = result.write(args.out)
+    print(result.markdown())
+    print(f"Wrote {', '.join(str(p) for p in paths.values())}")
+    return 0

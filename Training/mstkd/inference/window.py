@@ -1,0 +1,53 @@
+"""Sliding-window prediction of per-channel scores over a whole volume (MONAI, Gaussian blending)."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import torch
+from monai.inferers import sliding_window_inference
+from torch import Tensor, nn
+
+from mstkd.devices import autocast
+from mstkd.models.magms import MAGMSNet
+from mstkd.models.mstkdnet import MSTKDNet
+
+ScoreFunction = Callable[[Tensor], Tensor]
+
+
+def score_function(network: nn.Module, present: Optional[Sequence[bool]] = None) -> ScoreFunction:
+    """The network as a function patch -> channel scores in MODEL_CHANNELS order.
+
+    MST-KDNet scores are its sigmoid outputs (absent sequences are already zero in the input);
+    MAG-MS scores are softmax probabilities over the sequences it is told are present.
+    """
+    if isinstance(network, MSTKDNet):
+        return lambda x: network(x).probabilities
+    if isinstance(network, MAGMSNet):
+        return lambda x: torch.softmax(network(x, present).logits.float(), dim=1)
+    raise TypeError(f"no score function for {type(network).__name__}")
+
+
+@torch.inference_mode()
+def predict_scores(
+    score: ScoreFunction,
+    image: Tensor,
+    patch: Sequence[int],
+    device: torch.device,
+    overlap: float = 0.5,
+    bf16: bool = False,
+    windows_per_batch: int = 4,
+) -> Tensor:
+    """(B, 4, X, Y, Z) image -> (B, 4, X, Y, Z) float32 scores on the CPU, windows run on `device`."""
+    with autocast(device, bf16):
+        scores = sliding_window_inference(
+            image,
+            roi_size=tuple(patch),
+            sw_batch_size=windows_per_batch,
+            predictor=lambda window: score(window).float(),
+            overlap=overlap,
+            mode="gaussian",
+            sw_device=device,
+            device=torch.device("cpu"),
+        )
+    return torch.as_tensor(scores).as_subclass(torch.Tensor).float()

@@ -1,0 +1,193 @@
+"""The missing-modality evaluation protocol: one model, every subset, Dice and HD95 per region.
+
+Tables follow the papers' column order of subsets (conventions.SUBSETS) so they can be laid
+beside the published ones, and every report names its convention, split, cases and model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from mstkd.conventions import REGIONS, SEQUENCES, Subset, check_labels
+from mstkd.dataset import Case
+from mstkd.errors import MSTKDError
+from mstkd.imageio import image_to_array, read_image, same_grid
+from mstkd.inference.model import TrainedModel
+from mstkd.inference.window import predict_scores, score_function
+from mstkd.intensity import brain_mask, normalise_sequences
+from mstkd.metrics import MetricConvention, RegionScore, region_scores
+from mstkd.targets import channels_to_labels
+
+AVERAGE = "average"
+METRICS = ("dice", "hd95")
+
+
+@dataclass(frozen=True)
+class SubsetScore:
+    """The scores of one case under one subset of sequences."""
+
+    case_id: str
+    subset: Subset
+    regions: Dict[str, RegionScore]
+
+
+@dataclass
+class ProtocolResult:
+    """All case-subset scores of one model, with what a report must name."""
+
+    scores: List[SubsetScore]
+    subsets: Sequence[Subset]
+    convention: MetricConvention
+    split: str
+    model_path: Path
+    model_sha256: str
+
+    @property
+    def case_count(self) -> int:
+        """How many cases were evaluated."""
+        return len({s.case_id for s in self.scores})
+
+    def table(self) -> List[Dict[str, object]]:
+        """One row per subset (paper order) and an average row: mean Dice and HD95 per region."""
+        rows = []
+        for subset in self.subsets:
+            chosen = [s for s in self.scores if s.subset == subset]
+            rows.append({"subset": subset.name, **_means(chosen)})
+        per_subset = [{k: v for k, v in row.items() if k != "subset"} for row in rows]
+        rows.append(
+            {"subset": AVERAGE, **{k: float(np.mean([r[k] for r in per_subset])) for k in per_subset[0]}}
+        )
+        return rows
+
+    def header(self) -> str:
+        """What the numbers are: convention, split, number of cases, model identity."""
+        return (
+            f"metric convention: {self.convention.name}; split: {self.split}; cases: {self.case_count}; "
+            f"model: {self.model_path.name} sha256 {self.model_sha256}"
+        )
+
+    def markdown(self) -> str:
+        """The table as markdown, Dice in % and HD95 in mm, under its header."""
+        columns = [f"{metric} {region}" for metric in ("Dice", "HD95") for region in REGIONS]
+        lines = [f"<!-- {self.header()} -->", "| subset | " + " | ".join(columns) + " |"]
+        lines.append("|---" * (len(columns) + 1) + "|")
+        for row in self.table():
+            dice = [f"{100 * row[f'dice_{r}']:.1f}" for r in REGIONS]
+            hd95 = [f"{row[f'hd95_{r}']:.2f}" for r in REGIONS]
+            lines.append(f"| {row['subset']} | " + " | ".join(dice + hd95) + " |")
+        return "\n".join(lines)
+
+    def write(self, folder: Path) -> Dict[str, Path]:
+        """Write table.md, table.csv, table.json and cases.csv into `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {name: folder / name for name in ("table.md", "table.csv", "table.json", "cases.csv")}
+        paths["table.md"].write_text(self.markdown() + "\n")
+        table = self.table()
+        with open(paths["table.csv"], "w", newline="") as stream:
+            stream.write(f"# {self.header()}\n")
+            writer = csv.DictWriter(stream, fieldnames=list(table[0]))
+            writer.writeheader()
+            writer.writerows(table)
+        paths["table.json"].write_text(json.dumps(self.to_json(), indent=2))
+        with open(paths["cases.csv"], "w", newline="") as stream:
+            stream.write(f"# {self.header()}\n")
+            writer = csv.writer(stream)
+            writer.writerow(["case", "subset", "region", "dice", "hd95"])
+            for score in self.scores:
+                for region, value in score.regions.items():
+                    writer.writerow([score.case_id, score.subset.name, region, value.dice, value.hd95])
+        return paths
+
+    def to_json(self) -> Dict[str, object]:
+        """Header fields and the table, as JSON-ready data."""
+        return {
+            "convention": self.convention.name,
+            "split": self.split,
+            "cases": self.case_count,
+            "model": str(self.model_path),
+            "sha256": self.model_sha256,
+            "table": self.table(),
+        }
+
+
+def evaluate_model(
+    model: TrainedModel,
+    cases: Sequence[Case],
+    subsets: Sequence[Subset],
+    convention: MetricConvention,
+    device: torch.device,
+    split: str,
+    overlap: float = 0.5,
+    bf16: bool = False,
+    on_case: Optional[Callable[[str], None]] = None,
+) -> ProtocolResult:
+    """Segment every case from every subset with sliding windows and score it."""
+    labels = model.labels
+    scores = []
+    for case in cases:
+        images, truth, spacing = _read_case(case, labels)
+        for subset in subsets:
+            predicted = segment_array(model, images, subset, device, overlap, bf16)
+            scores.append(
+                SubsetScore(
+                    case.case_id, subset, region_scores(truth, predicted, labels, spacing, convention)
+                )
+            )
+        if on_case is not None:
+            on_case(case.case_id)
+    return ProtocolResult(scores, subsets, convention, split, model.path, model.sha256)
+
+
+def segment_array(
+    model: TrainedModel, images: np.ndarray, subset: Subset, device: torch.device, overlap: float, bf16: bool
+) -> np.ndarray:
+    """Label map of a (4, X, Y, Z) co-registered exam from the sequences of `subset` only."""
+    present = subset.mask
+    labels = np.zeros(images.shape[1:], dtype=np.uint8)
+    mask = brain_mask(images, present)
+    if not mask.any():
+        return labels
+    # Only the brain's bounding box (from the present sequences) is worth the network's time.
+    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask))
+    normalised = normalise_sequences(images[(slice(None), *box)], present)
+    scores = predict_scores(
+        score_function(model.network, present),
+        torch.from_numpy(normalised)[None],
+        model.patch,
+        device,
+        overlap,
+        bf16,
+    )
+    labels[box] = channels_to_labels(scores, model.labels)[0].numpy()
+    return labels
+
+
+def _read_case(case: Case, labels) -> tuple:
+    if case.missing or case.segmentation is None:
+        raise MSTKDError(f"Case {case.case_id} lacks {', '.join(case.missing) or 'its segmentation'}.")
+    images = [read_image(case.sequences[s]) for s in SEQUENCES]
+    truth_image = read_image(case.segmentation)
+    for sequence, image in zip(SEQUENCES, images):
+        if not same_grid(image, truth_image):
+            raise MSTKDError(
+                f"Case {case.case_id}: {sequence} is not on its segmentation's grid; the protocol needs "
+                "co-registered sequences (BraTS-style). Use `mstkd segment` for clinical exams."
+            )
+    truth = image_to_array(truth_image)
+    check_labels(truth, labels, f"segmentation of case {case.case_id}")
+    return np.stack([image_to_array(i).astype(np.float32) for i in images]), truth, truth_image.GetSpacing()
+
+
+def _means(scores: Sequence[SubsetScore]) -> Dict[str, float]:
+    return {
+        f"{metric}_{region}": float(np.mean([getattr(s.regions[region], metric) for s in scores]))
+        for metric in METRICS
+        for region in REGIONS
+    }
