@@ -1,0 +1,173 @@
+"""Public API: prepare a clinical exam for the model, and carry the model's labels back exactly.
+
+prepare_exam checks each sequence, picks the reference, registers the others to it (only when
+their grids differ), resamples everything onto the model grid (identity direction, the model's
+spacing, covering the reference) and z-scores from the present sequences. The model grid lives
+in the reference's physical space, so labels_to_reference is a nearest-neighbour resampling
+with the identity transform, onto the reference's own grid, voxel for voxel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+
+from mstkd.conventions import SEQUENCES
+from mstkd.imageio import array_to_image, describe_grid, image_to_array, same_grid
+from mstkd.intensity import brain_mask, normalise_sequences
+from mstkd.preprocess.grid import check_spacing, describe_spacing, model_grid, resample
+from mstkd.preprocess.preflight import preflight
+from mstkd.preprocess.reference import canonical_inputs, choose_reference
+from mstkd.preprocess.registration import Registration, register_rigid
+
+Report = Callable[[str, float], None]
+
+# Share of the preparation's time each stage takes (for progress); registration dominates.
+_CHECK_SHARE, _REGISTER_SHARE, _RESAMPLE_SHARE = 0.05, 0.75, 0.15
+
+
+@dataclass
+class PreparedExam:
+    """An exam on the model grid, ready for the network, and what is needed to go back.
+
+    `image` is (4, I, J, K) float32 in canonical sequence order, z-scored inside `mask` (the brain
+    of the present sequences), absent channels zero. `model_grid` carries the grid's geometry,
+    `reference` is the user's volume whose grid the labels must land on. `registrations` holds,
+    for each registered sequence, the transform from reference to sequence points.
+    """
+
+    image: np.ndarray
+    present: Tuple[bool, ...]
+    model_grid: sitk.Image
+    reference: sitk.Image
+    reference_name: str
+    steps: List[str]
+    mask: Optional[np.ndarray] = None
+    registrations: Dict[str, Registration] = field(default_factory=dict)
+
+    @property
+    def sequences(self) -> Tuple[str, ...]:
+        """The present sequences, in canonical order."""
+        return tuple(s for s, here in zip(SEQUENCES, self.present) if here)
+
+    @property
+    def resampled(self) -> bool:
+        """False when the model grid is the reference's own grid (nothing was interpolated there)."""
+        return not same_grid(self.model_grid, self.reference)
+
+
+def prepare_exam(
+    images: Mapping[str, Optional[sitk.Image]],
+    spacing: Sequence[float],
+    reference: Optional[str] = None,
+    report: Report = lambda stage, fraction: None,
+) -> PreparedExam:
+    """Check, co-register, resample to the model grid and normalise any subset of sequences.
+
+    `images` maps sequence names (aliases accepted; None = absent) to volumes; `spacing` is the
+    model's voxel spacing (mm); `reference` overrides the reference sequence. `report(stage,
+    fraction)` is told the current stage and the fraction (0-1) of the whole preparation done.
+    """
+    inputs = canonical_inputs(images)
+    spacing = check_spacing(spacing)
+    report("checking the inputs", 0.0)
+    for name, image in inputs.items():
+        preflight(name, image)
+    reference_name = choose_reference(inputs, reference)
+    reference_image = inputs[reference_name]
+    steps = [f"reference: {reference_name} ({describe_grid(reference_image)})"]
+
+    others = [s for s in SEQUENCES if s in inputs and s != reference_name]
+    on_grid = [s for s in others if same_grid(inputs[s], reference_image)]
+    to_register = [s for s in others if s not in on_grid]
+    if on_grid:
+        steps.append(f"{', '.join(on_grid)} share the {reference_name} grid: not registered")
+    registrations: Dict[str, Registration] = {}
+    for done, sequence in enumerate(to_register):
+        report(f"registering {sequence} to {reference_name}", _progress(_REGISTER_SHARE, done, to_register))
+        found = register_rigid(reference_image, inputs[sequence], sequence, reference_name)
+        registrations[sequence] = found
+        steps.append(found.describe(sequence, reference_name))
+
+    report("resampling to the model grid", _CHECK_SHARE + _REGISTER_SHARE)
+    grid = model_grid(reference_image, spacing)
+    volumes = _on_model_grid(inputs, reference_image, grid, registrations)
+    steps.append(_describe_resampling(grid, reference_image, reference_name, registrations))
+
+    report("normalising intensities", _CHECK_SHARE + _REGISTER_SHARE + _RESAMPLE_SHARE)
+    present = tuple(s in inputs for s in SEQUENCES)
+    mask = brain_mask(volumes, present)
+    image = normalise_sequences(volumes, present)
+    absent = [s for s in SEQUENCES if s not in inputs]
+    steps.append(
+        f"z-scored {', '.join(s for s in SEQUENCES if s in inputs)} inside their brain mask "
+        f"({int(mask.sum())} voxels)" + (f"; {', '.join(absent)} absent (zero)" if absent else "")
+    )
+    report("prepared", 1.0)
+    return PreparedExam(image, present, grid, reference_image, reference_name, steps, mask, registrations)
+
+
+def labels_to_reference(labels: np.ndarray, exam: PreparedExam) -> sitk.Image:
+    """An (I, J, K) label map on the model grid as a uint8 image on the reference's grid, voxel for voxel."""
+    on_model = _label_image(labels, exam.model_grid)
+    if not exam.resampled:
+        on_model.CopyInformation(exam.reference)
+        return on_model
+    identity = sitk.Transform(3, sitk.sitkIdentity)
+    return sitk.Resample(on_model, exam.reference, identity, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+
+def labels_to_model(labels: sitk.Image, exam: PreparedExam) -> np.ndarray:
+    """A label image in the reference's space (e.g. a ground truth) as (I, J, K) uint8 on the model grid."""
+    moved = resample(labels, exam.model_grid, None, sitk.sitkNearestNeighbor, sitk.sitkUInt8)
+    return image_to_array(moved)
+
+
+def _on_model_grid(
+    inputs: Dict[str, sitk.Image],
+    reference: sitk.Image,
+    grid: sitk.Image,
+    registrations: Dict[str, Registration],
+) -> np.ndarray:
+    """The (4, I, J, K) raw volumes on the model grid (absent sequences zero)."""
+    volumes = np.zeros((len(SEQUENCES), *grid.GetSize()), dtype=np.float32)
+    exact = same_grid(grid, reference)
+    for channel, sequence in enumerate(SEQUENCES):
+        if sequence not in inputs:
+            continue
+        registration = registrations.get(sequence)
+        if exact and registration is None:
+            volumes[channel] = image_to_array(inputs[sequence])
+        else:
+            transform = registration.transform if registration is not None else None
+            volumes[channel] = image_to_array(resample(inputs[sequence], grid, transform))
+    return volumes
+
+
+def _describe_resampling(
+    grid: sitk.Image, reference: sitk.Image, name: str, registrations: Dict[str, Registration]
+) -> str:
+    spacing = describe_spacing(grid.GetSpacing())
+    if same_grid(grid, reference):
+        moved = f"; {', '.join(registrations)} resampled onto it" if registrations else ": no resampling"
+        return f"{name} is on the model grid already (identity direction, {spacing} mm){moved}"
+    return (
+        f"resampled to the model grid covering {name}: identity direction, {spacing} mm, size "
+        f"{grid.GetSize()}; linear interpolation, 0 outside each field of view"
+    )
+
+
+def _label_image(labels: np.ndarray, grid: sitk.Image) -> sitk.Image:
+    array = np.asarray(labels)
+    if array.shape != tuple(grid.GetSize()):
+        raise ValueError(f"labels of shape {array.shape} are not on the model grid of size {grid.GetSize()}")
+    if array.size and (array.min() < 0 or array.max() > np.iinfo(np.uint8).max):
+        raise ValueError(f"label values must lie in 0-255; got {array.min()}-{array.max()}")
+    return array_to_image(array.astype(np.uint8), grid)
+
+
+def _progress(share: float, done: int, items: Sequence[str]) -> float:
+    return _CHECK_SHARE + share * done / max(len(items), 1)
