@@ -8,6 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_CODE = [ROOT / "Training" / "mstkd", ROOT / "MSTKDSegment"]
+LINTED_CODE = [ROOT / "Training", ROOT / "Testing", ROOT / "MSTKDSegment"]
+# vermin has no `python -m vermin`; call its entry point so the interpreter running the tests is used.
+VERMIN = "import sys; from vermin.main import main; sys.exit(main())"
 
 
 def run(*command: str) -> subprocess.CompletedProcess:
@@ -15,7 +18,7 @@ def run(*command: str) -> subprocess.CompletedProcess:
 
 
 def test_ruff_finds_nothing():
-    result = run(sys.executable, "-m", "ruff", "check", "Training", "Testing", "MSTKDSegment")
+    result = run(sys.executable, "-m", "ruff", "check", *[str(p) for p in LINTED_CODE if p.exists()])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
