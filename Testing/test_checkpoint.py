@@ -38,6 +38,15 @@ def test_tampered_file_is_refused(checkpoint_file):
         load_checkpoint(path, expected_sha256=digest)
 
 
+def test_altered_weights_are_refused_without_a_registry_checksum(checkpoint_file):
+    path, _, _ = checkpoint_file
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # the last byte belongs to the last tensor's data
+    path.write_bytes(bytes(data))
+    with pytest.raises(MSTKDError, match="do not match the digest"):
+        load_checkpoint(path)
+
+
 def test_truncated_missing_and_foreign_files_are_refused(checkpoint_file, tmp_path):
     path, _, _ = checkpoint_file
     path.write_bytes(path.read_bytes()[:-10])

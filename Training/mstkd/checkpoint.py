@@ -20,6 +20,7 @@ from safetensors.torch import load, save
 from mstkd.errors import MSTKDError
 
 METADATA_KEY = "mstkd"
+WEIGHTS_DIGEST_KEY = "weights_sha256"
 FORMAT_VERSION = 1
 _HASH_CHUNK = 1 << 20
 
@@ -69,7 +70,8 @@ def save_checkpoint(
 ) -> str:
     """Write weights and JSON-serialisable metadata atomically; returns the file's sha256."""
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state_dict.items()}
-    header = {METADATA_KEY: json.dumps({"format_version": FORMAT_VERSION, **metadata}, sort_keys=True)}
+    recorded = {"format_version": FORMAT_VERSION, **metadata, WEIGHTS_DIGEST_KEY: weights_digest(tensors)}
+    header = {METADATA_KEY: json.dumps(recorded, sort_keys=True)}
     payload = save(tensors, metadata=header)
     atomic_write(path, lambda tmp: tmp.write_bytes(payload))
     return hashlib.sha256(payload).hexdigest()
@@ -98,7 +100,26 @@ def load_checkpoint(path: Union[str, Path], expected_sha256: Optional[str] = Non
         ) from None
     if METADATA_KEY not in header:
         raise MSTKDError(f"{path} is a safetensors file without mstkd metadata; it was not written by mstkd.")
-    return Checkpoint(path, state_dict, json.loads(header[METADATA_KEY]), digest)
+    metadata = json.loads(header[METADATA_KEY])
+    if metadata.get(WEIGHTS_DIGEST_KEY) != weights_digest(state_dict):
+        raise MSTKDError(
+            f"The weights in {path} do not match the digest recorded when it was written: the file was "
+            "damaged or altered. Delete it and get it again."
+        )
+    return Checkpoint(path, state_dict, metadata, digest)
+
+
+def weights_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order.
+
+    Recorded inside the file, it lets a model given by path (no registry checksum) be checked too.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _read_header(payload: bytes) -> Dict[str, str]:
