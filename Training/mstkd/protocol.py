@@ -19,11 +19,10 @@ from mstkd.conventions import REGIONS, SEQUENCES, Subset, check_labels
 from mstkd.dataset import Case
 from mstkd.errors import MSTKDError
 from mstkd.imageio import image_to_array, read_image, same_grid
+from mstkd.inference.labelmap import predict_labels
 from mstkd.inference.model import TrainedModel
-from mstkd.inference.window import predict_scores, score_function
 from mstkd.intensity import brain_mask, normalise_sequences
 from mstkd.metrics import MetricConvention, RegionScore, region_scores
-from mstkd.targets import channels_to_labels
 
 AVERAGE = "average"
 METRICS = ("dice", "hd95")
@@ -150,23 +149,8 @@ def segment_array(
 ) -> np.ndarray:
     """Label map of a (4, X, Y, Z) co-registered exam from the sequences of `subset` only."""
     present = subset.mask
-    labels = np.zeros(images.shape[1:], dtype=np.uint8)
-    mask = brain_mask(images, present)
-    if not mask.any():
-        return labels
-    # Only the brain's bounding box (from the present sequences) is worth the network's time.
-    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask))
-    normalised = normalise_sequences(images[(slice(None), *box)], present)
-    scores = predict_scores(
-        score_function(model.network, present),
-        torch.from_numpy(normalised)[None],
-        model.patch,
-        device,
-        overlap,
-        bf16,
-    )
-    labels[box] = channels_to_labels(scores, model.labels)[0].numpy()
-    return labels
+    normalised = normalise_sequences(images, present)
+    return predict_labels(model, normalised, present, device, overlap, bf16, mask=brain_mask(images, present))
 
 
 def _read_case(case: Case, labels) -> tuple:

@@ -1,14 +1,232 @@
-"""`mstkd segment`: segment brain tumours from any subset of FLAIR, T1, T1ce, T2."""
+"""`mstkd segment`: segment brain tumours from any subset of FLAIR, T1, T1ce, T2 (one exam or a folder)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, TextIO, Tuple
 
-from mstkd.cli.unavailable import register_unavailable
+from mstkd.conventions import LABEL_CONVENTIONS, SEQUENCES
+from mstkd.devices import DEVICE_CHOICES
+
+PROGRESS_CHOICES = ("text", "jsonl")
+# Share of the overall progress a single exam's segmentation takes; writing the files is the rest.
+SEGMENT_SHARE = 0.95
+# Option names of each sequence (the canonical one first; aliases of the releases after it).
+SEQUENCE_OPTIONS: Dict[str, Tuple[str, ...]] = {
+    "flair": ("--flair", "--t2f"),
+    "t1": ("--t1", "--t1n"),
+    "t1ce": ("--t1ce", "--t1c", "--t1gd"),
+    "t2": ("--t2", "--t2w"),
+}
+
+DESCRIPTION = """\
+Segment the tumour of one exam from the sequences it has (any of FLAIR, T1, T1ce, T2; files in
+NIfTI or NRRD), or of every case in a folder. The label map lands on the reference volume's grid
+voxel for voxel (default reference: T1ce, else FLAIR, T2, T1): sequences on other grids are
+co-registered to it first. Labels: 1 necrosis/non-enhancing core, 2 oedema, 4 (brats2021) or
+3 (brats2023) enhancing tumour.
+
+One exam:   mstkd segment --flair F.nii.gz --t2 T2.nii.gz -o labels.nii.gz [--summary s.json]
+A folder:   mstkd segment --input-dir cases/ --output-dir predictions/ [--sequences flair,t2]
+            writes <case_id>.nii.gz and <case_id>.json per case, skips cases already written.
+
+--progress jsonl prints one JSON object per line on stdout ({"stage", "fraction", "message"}),
+and nothing else, for programs that run this command (the Slicer module does).
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `segment` subcommand."""
-    register_unavailable(
-        subparsers, "segment", "segment brain tumours from any subset of FLAIR, T1, T1ce, T2"
+    parser = subparsers.add_parser(
+        "segment",
+        help="segment brain tumours from any subset of FLAIR, T1, T1ce, T2",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    exam = parser.add_argument_group("one exam")
+    for sequence, options in SEQUENCE_OPTIONS.items():
+        exam.add_argument(*options, dest=sequence, type=Path, metavar="FILE", help=f"the {sequence} volume")
+    exam.add_argument("-o", "--output", type=Path, metavar="OUT", help="label map to write (.nii.gz, .nrrd)")
+    exam.add_argument("--summary", type=Path, metavar="OUT.json", help="also write a JSON summary here")
+    batch = parser.add_argument_group("a folder of cases")
+    batch.add_argument("--input-dir", type=Path, metavar="DIR", help="cases in any BraTS/FeTS layout")
+    batch.add_argument("--output-dir", type=Path, metavar="DIR", help="where <case_id>.nii.gz/.json go")
+    batch.add_argument(
+        "--sequences",
+        metavar="LIST",
+        help="use only these sequences, e.g. flair,t2 (default: all a case has)",
+    )
+    parser.add_argument("--reference", metavar="NAME", help="sequence whose grid the labels land on")
+    parser.add_argument(
+        "--model", default="demo", metavar="NAME|PATH", help="registry name or model file (default demo)"
+    )
+    parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
+    parser.add_argument(
+        "--labels",
+        choices=sorted(LABEL_CONVENTIONS),
+        help="label convention of the output (default: the model's)",
+    )
+    parser.add_argument(
+        "--progress",
+        choices=PROGRESS_CHOICES,
+        default="text",
+        help="progress as text (stderr) or jsonl (stdout)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Segment one exam, or every case of --input-dir."""
+    with _progress_output(args.progress) as (emit, out):
+        if args.input_dir is not None or args.output_dir is not None:
+            return _run_batch(args, emit, out)
+        return _run_one(args, emit, out)
+
+
+def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
+    from mstkd.errors import MSTKDError
+    from mstkd.inference.events import ProgressEvent, scaled
+    from mstkd.inference.output import check_output_path, write_result
+    from mstkd.inference.predictor import Predictor
+    from mstkd.preprocess.reference import choose_reference
+
+    files = {s: getattr(args, s) for s in SEQUENCES if getattr(args, s) is not None}
+    if not files:
+        raise MSTKDError(
+            "Give at least one sequence: --flair, --t1, --t1ce or --t2 (each a NIfTI or NRRD file), "
+            "or --input-dir and --output-dir for a folder of cases."
+        )
+    if args.output is None:
+        raise MSTKDError("Name the label map to write with -o OUT.nii.gz (or OUT.nrrd).")
+    if args.sequences:
+        raise MSTKDError("--sequences goes with --input-dir; for one exam, give only the sequences to use.")
+    output = check_output_path(args.output)
+    choose_reference(files, args.reference)  # a wrong --reference fails before any work
+
+    predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
+    result = predictor.segment(
+        files, args.reference, progress=scaled(emit, 0.0, SEGMENT_SHARE), labels=args.labels
+    )
+    emit(ProgressEvent("write", SEGMENT_SHARE, f"writing {output}"))
+    summary = write_result(result, output, args.summary)
+    emit(ProgressEvent("write", 1.0, f"wrote {output}"))
+    for note in result.fallbacks:
+        print(f"mstkd segment: warning: {note}", file=sys.stderr)
+    print(_describe(summary, args.summary), file=out)
+    return 0
+
+
+def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
+    from mstkd.conventions import parse_subset
+    from mstkd.dataset import MISSING_SEGMENTATION, MISSING_SEQUENCES, discover_cases
+    from mstkd.errors import MSTKDError
+    from mstkd.inference.events import scaled
+    from mstkd.inference.output import write_result
+    from mstkd.inference.predictor import Predictor
+    from mstkd.progress import progress
+
+    given = [f"--{s}" for s in SEQUENCES if getattr(args, s) is not None]
+    given += [name for name, value in (("-o", args.output), ("--summary", args.summary)) if value is not None]
+    if given:
+        raise MSTKDError(f"{', '.join(given)} name(s) one exam; with --input-dir, leave them out.")
+    if args.input_dir is None or args.output_dir is None:
+        raise MSTKDError("A folder of cases needs both --input-dir DIR and --output-dir DIR.")
+    wanted = parse_subset(args.sequences).sequences if args.sequences else None
+    discovery = discover_cases(args.input_dir)
+    for problem in discovery.problems:
+        if problem.kind not in (MISSING_SEGMENTATION, MISSING_SEQUENCES):
+            print(f"mstkd segment: warning: {problem.message}", file=sys.stderr)
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        raise MSTKDError(f"{args.output_dir} is a file; give a folder for the label maps.")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+
+    predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
+    cases = discovery.cases
+    done: List[str] = []
+    skipped: List[str] = []
+    failed: List[Tuple[str, str]] = []
+    bar = progress(cases, "cases", total=len(cases))
+    for index, case in enumerate(bar):
+        output = args.output_dir / f"{case.case_id}.nii.gz"
+        if output.exists():
+            skipped.append(case.case_id)
+            _log(bar, f"{case.case_id}: skipped, {output.name} exists")
+            continue
+        try:
+            files = _case_files(case, wanted)
+            # Text mode shows the bar and a line per case; jsonl gives a program every event.
+            events = scaled(emit, index / len(cases), (index + 1) / len(cases), f"{case.case_id}: ")
+            result = predictor.segment(
+                files,
+                args.reference,
+                progress=events if args.progress == "jsonl" else None,
+                labels=args.labels,
+            )
+            write_result(result, output, args.output_dir / f"{case.case_id}.json")
+        except MSTKDError as error:
+            failed.append((case.case_id, str(error)))
+            _log(bar, f"{case.case_id}: failed: {error}")
+            continue
+        except Exception as error:  # one broken case must not stop the batch
+            failed.append((case.case_id, f"{type(error).__name__}: {error}"))
+            _log(bar, f"{case.case_id}: failed with an unexpected {type(error).__name__}: {error}")
+            continue
+        done.append(case.case_id)
+        _log(bar, f"{case.case_id}: wrote {output.name} ({', '.join(result.sequences)} on {result.device})")
+    bar.close()
+    print(
+        f"{len(done)} case(s) segmented, {len(skipped)} skipped (already written), {len(failed)} failed; "
+        f"label maps in {args.output_dir}",
+        file=out,
+    )
+    for case_id, message in failed:
+        print(f"mstkd segment: error: case {case_id}: {message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _case_files(case, wanted: Optional[Tuple[str, ...]]) -> Dict[str, Path]:
+    """The files of a case to segment from: all it has, or exactly the --sequences asked for."""
+    from mstkd.errors import MSTKDError
+
+    if wanted is None:
+        return dict(case.sequences)
+    missing = [s for s in wanted if s not in case.sequences]
+    if missing:
+        raise MSTKDError(f"the case lacks {', '.join(missing)}, asked for with --sequences")
+    return {s: case.sequences[s] for s in wanted}
+
+
+@contextlib.contextmanager
+def _progress_output(kind: str) -> Iterator[tuple]:
+    """(progress callback, stream for the final report): jsonl keeps stdout for the events alone."""
+    from mstkd.inference.events import JsonLinesWriter, TextWriter
+
+    if kind == "jsonl":
+        events = sys.stdout
+        # Anything else printed while segmenting (by this code or a library) goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            yield JsonLinesWriter(events), sys.stderr
+    else:
+        yield TextWriter(sys.stderr), sys.stdout
+
+
+def _log(bar, message: str) -> None:
+    bar.write(message, file=sys.stderr)
+
+
+def _describe(summary: dict, summary_path: Optional[Path]) -> str:
+    volumes = "  ".join(f"{k} {v:.2f}" for k, v in summary["volumes_ml"].items())
+    model = summary["model"]
+    lines = [
+        f"Wrote {summary['output']} (labels {summary['labels']} on the {summary['reference']} grid; "
+        f"from {', '.join(summary['sequences'])})",
+        f"Volumes (mL): {volumes}",
+        f"Model {model['name']} (sha256 {model['sha256'][:12]}...) on {summary['device']}, "
+        f"{summary['timings_s']['total']:.1f} s",
+    ]
+    if summary_path is not None:
+        lines.append(f"Summary: {summary_path}")
+    return "\n".join(lines)

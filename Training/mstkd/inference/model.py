@@ -10,9 +10,28 @@ import torch
 from torch import nn
 
 from mstkd.checkpoint import Checkpoint, load_checkpoint
+from mstkd.config import to_mapping
 from mstkd.conventions import MODEL_CHANNELS, SEQUENCES, LabelConvention, label_convention
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_inference_network, experiment_from_mapping
+
+REQUIRED_METADATA = ("experiment", "sequences", "channels", "labels", "spacing")
+
+
+def model_metadata(
+    experiment: ExperimentConfig, labels: str, spacing: Tuple[float, ...], **extra: Any
+) -> Dict[str, Any]:
+    """What a model file records about itself: what `load_trained_model` needs, plus `extra`."""
+    return {
+        "experiment": to_mapping(experiment),
+        "method": experiment.method,
+        "sequences": list(SEQUENCES),
+        "channels": list(MODEL_CHANNELS),
+        "labels": labels,
+        "spacing": [float(s) for s in spacing],
+        "patch": list(experiment.patch),
+        **extra,
+    }
 
 
 @dataclass

@@ -20,10 +20,11 @@ from tqdm.auto import tqdm
 
 from mstkd.checkpoint import load_checkpoint, save_checkpoint
 from mstkd.config import to_mapping
-from mstkd.conventions import MODEL_CHANNELS, SEQUENCES, SUBSETS, label_convention, parse_subsets
+from mstkd.conventions import SEQUENCES, SUBSETS, label_convention, parse_subsets
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_networks, inference_network
 from mstkd.imageio import read_spacing
+from mstkd.inference.model import model_metadata
 from mstkd.splits import Split
 from mstkd.training import distributed
 from mstkd.training.data import TrainingDataset, collate
@@ -244,17 +245,8 @@ class Trainer:
         save_checkpoint(path, network.state_dict(), {**self._metadata(current), **extra})
 
     def _metadata(self, current: int) -> Dict[str, Any]:
-        return {
-            "experiment": to_mapping(self.experiment),
-            "method": self.experiment.method,
-            "sequences": list(SEQUENCES),
-            "channels": list(MODEL_CHANNELS),
-            "labels": self.data.labels,
-            "spacing": list(self.spacing),
-            "patch": list(self.experiment.patch),
-            "step": current,
-            "data": {"root": str(self.data.root), "splits": str(self.files.folder / "splits")},
-        }
+        provenance = {"root": str(self.data.root), "splits": str(self.files.folder / "splits")}
+        return model_metadata(self.experiment, self.data.labels, self.spacing, step=current, data=provenance)
 
     def _restore(self) -> int:
         state = load_training_state(self.files.state)

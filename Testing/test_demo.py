@@ -1,0 +1,44 @@
+"""`mstkd demo` with the tiny model on a small phantom: label map, summary, picture, Dice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import SimpleITK as sitk
+
+from mstkd.cli.main import USER_ERROR_STATUS, main
+from mstkd.imageio import image_to_array
+
+
+def test_the_demo_writes_labels_summary_and_picture_and_prints_dice(tiny_model_file, tmp_path, capsys):
+    out = tmp_path / "demo"
+    status = main(
+        ["demo", "--out", str(out), "--model", str(tiny_model_file), "--device", "cpu", "--shape", "64,64,48"]
+    )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "from FLAIR+T2" in printed and "Dice against the ground truth" in printed
+    for region in ("WT", "TC", "ET"):
+        assert f" {region} " in printed.split("Dice against the ground truth")[1].splitlines()[0]
+    for name in ("labels.nii.gz", "summary.json", "preview.png"):
+        assert (out / name).is_file() and str(out / name) in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sequences"] == ["flair", "t2"] and set(summary["dice"]) == {"WT", "TC", "ET"}
+    assert all(0.0 <= value <= 1.0 for value in summary["dice"].values())
+    truth = next(out.glob("*/*_seg.nii.gz"))
+    labels, reference = sitk.ReadImage(str(out / "labels.nii.gz")), sitk.ReadImage(str(truth))
+    assert labels.GetSize() == reference.GetSize() == (64, 64, 48)
+    assert labels.GetOrigin() == reference.GetOrigin() and labels.GetSpacing() == reference.GetSpacing()
+    assert set(np.unique(image_to_array(labels))) <= {0, 1, 2, 4}
+    assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_demo_without_its_model_says_what_the_registry_holds(tmp_path, capsys, monkeypatch):
+    models = tmp_path / "Resources" / "models"
+    models.mkdir(parents=True)
+    (models / "registry.json").write_text(json.dumps({"format_version": 1, "models": []}))
+    monkeypatch.setenv("MSTKD_RESOURCES", str(models.parent))
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--shape", "64,64,48"]) == USER_ERROR_STATUS
+    assert "'demo' is neither a model file nor a model in the registry" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()  # the model is checked before any work

@@ -1,0 +1,95 @@
+"""Progress of a segmentation: events with an overall fraction, and writers for them (JSON lines, text).
+
+A front end (the Slicer module, a notebook) gets `ProgressEvent`s through a callback; the
+command line writes them as one JSON object per line on stdout (`--progress jsonl`) or as text.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, Optional, TextIO, Union
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What is being done (`stage`), how far the whole job is (`fraction`, 0..1), and a line for people."""
+
+    stage: str
+    fraction: float
+    message: str
+
+    def to_json(self) -> str:
+        """One line of JSON: {"stage": ..., "fraction": ..., "message": ...}."""
+        return json.dumps(asdict(self))
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def ignore_progress(event: ProgressEvent) -> None:
+    """The default progress callback: does nothing."""
+
+
+class ProgressTracker:
+    """Turns stage-local progress into overall events whose fractions never go back.
+
+    `span(stage, start, end)` gives a function (local fraction 0..1, message) -> event at
+    start + local * (end - start).
+    """
+
+    def __init__(self, callback: Optional[ProgressCallback] = None) -> None:
+        self.callback = callback or ignore_progress
+        self.fraction = 0.0
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        """Send one event; the fraction is clamped to [previous, 1]."""
+        self.fraction = min(1.0, max(self.fraction, float(fraction)))
+        self.callback(ProgressEvent(stage, round(self.fraction, 4), message))
+
+    def span(self, stage: str, start: float, end: float) -> Callable[[float, str], None]:
+        """A reporter for one stage occupying [start, end] of the whole."""
+
+        def report(local: float, message: str) -> None:
+            self(stage, start + (end - start) * min(max(float(local), 0.0), 1.0), message)
+
+        return report
+
+
+def scaled(callback: ProgressCallback, start: float, end: float, prefix: str = "") -> ProgressCallback:
+    """A callback that maps events of a sub-job onto [start, end] of a larger job (prefixing messages)."""
+
+    def forward(event: ProgressEvent) -> None:
+        fraction = start + (end - start) * event.fraction
+        callback(ProgressEvent(event.stage, round(fraction, 4), prefix + event.message))
+
+    return forward
+
+
+class JsonLinesWriter:
+    """Writes each event as one JSON line and flushes, so a parent process sees it at once."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, event: ProgressEvent) -> None:
+        self.stream.write(event.to_json() + "\n")
+        self.stream.flush()
+
+
+class TextWriter:
+    """Writes events as '[ 42%] infer: message' lines, at most one per stage change or second."""
+
+    def __init__(self, stream: TextIO, interval_s: float = 1.0) -> None:
+        self.stream = stream
+        self.interval_s = interval_s
+        self._last: Dict[str, Union[str, float]] = {"stage": "", "time": 0.0}
+
+    def __call__(self, event: ProgressEvent) -> None:
+        now = time.monotonic()
+        changed = event.stage != self._last["stage"]
+        if changed or event.fraction >= 1.0 or now - float(self._last["time"]) >= self.interval_s:
+            self.stream.write(f"[{100 * event.fraction:3.0f}%] {event.stage}: {event.message}\n")
+            self.stream.flush()
+            self._last = {"stage": event.stage, "time": now}

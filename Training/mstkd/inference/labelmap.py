@@ -1,0 +1,88 @@
+"""The label map of a whole normalised exam: crop to the brain, slide windows, pick the best channel."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from mstkd.inference.model import TrainedModel
+from mstkd.inference.window import ScoreFunction, predict_scores, score_function
+from mstkd.intensity import brain_mask
+from mstkd.targets import channels_to_labels
+
+Box = Tuple[slice, slice, slice]
+# Called with (windows done, windows in all) as the sliding window advances.
+WindowReport = Callable[[int, int], None]
+
+
+def brain_box(mask: np.ndarray) -> Optional[Box]:
+    """The bounding box of a mask's voxels, or None when it is empty."""
+    where = np.nonzero(mask)
+    if len(where[0]) == 0:
+        return None
+    return tuple(slice(int(i.min()), int(i.max()) + 1) for i in where)  # type: ignore[return-value]
+
+
+def window_count(size: Sequence[int], patch: Sequence[int], overlap: float) -> int:
+    """How many windows MONAI's sliding window runs over an image of `size` (padded up to `patch`)."""
+    count = 1
+    for side, window in zip(size, patch):
+        side = max(side, window)
+        if side == window:
+            continue
+        step = max(int(window * (1 - overlap)), 1)
+        count *= math.ceil((side - window) / step) + 1
+    return count
+
+
+def predict_labels(
+    model: TrainedModel,
+    image: np.ndarray,
+    present: Sequence[bool],
+    device: torch.device,
+    overlap: float = 0.5,
+    bf16: bool = False,
+    windows_per_batch: int = 4,
+    on_windows: Optional[WindowReport] = None,
+    mask: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """Label map (model convention) of a z-scored (4, X, Y, Z) image, 0 outside the brain and absent channels.
+
+    Only the bounding box of the brain is worth the network's time: `mask` where given (the brain of
+    the present sequences before normalisation), else the voxels where a present channel is non-zero.
+    """
+    labels = np.zeros(image.shape[1:], dtype=np.uint8)
+    box = brain_box(brain_mask(image, present) if mask is None else mask)
+    if box is None:
+        return labels
+    crop = image[(slice(None), *box)]
+    score = score_function(model.network, present)
+    if on_windows is not None:
+        score = _counting(score, window_count(crop.shape[1:], model.patch, overlap), on_windows)
+    scores = predict_scores(
+        score,
+        torch.from_numpy(np.ascontiguousarray(crop))[None],
+        model.patch,
+        device,
+        overlap,
+        bf16,
+        windows_per_batch,
+    )
+    labels[box] = channels_to_labels(scores, model.labels)[0].numpy()
+    return labels
+
+
+def _counting(score: ScoreFunction, total: int, report: WindowReport) -> ScoreFunction:
+    """`score` that also reports how many of the `total` windows it has scored."""
+    done = [0]
+
+    def counted(window: torch.Tensor) -> torch.Tensor:
+        scores = score(window)
+        done[0] = min(done[0] + window.shape[0], total)
+        report(done[0], total)
+        return scores
+
+    return counted
