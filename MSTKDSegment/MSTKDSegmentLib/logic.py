@@ -1,0 +1,376 @@
+"""Segment the chosen volumes with `mstkd segment` in a child process and bring the result into the scene.
+
+`SegmentationLogic.start()` writes the inputs and starts the engine; the returned
+`SegmentationRun` is polled (the widget's QTimer), cancelled, or waited for, and `finish()`
+imports the result. Until `finish()` succeeds the scene is not modified at all, so a cancelled
+or failed run leaves it exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import slicer
+from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+from mstkd.conventions import DEFAULT_LABELS, DISPLAY_NAMES, SEQUENCES, check_labels, label_convention
+from mstkd.errors import MSTKDError
+from mstkd.preprocess.reference import canonical_inputs, choose_reference
+from MSTKDSegmentLib.engine import child_environment, segment_command
+from MSTKDSegmentLib.process import EngineProcess, Event, Progress, ProgressClock
+from MSTKDSegmentLib.results import (
+    import_segments,
+    label_array,
+    place_beside,
+    read_label_map,
+    region_volumes_ml,
+    same_matrix,
+    set_reference_geometry,
+    store_provenance,
+    update_volumes_table,
+    volumes_from_summary,
+    voxel_volume_ml,
+)
+from MSTKDSegmentLib.volumes import (
+    SYNTHETIC_SHAPE,
+    check_input_volume,
+    export_inputs,
+    load_case_folder,
+    load_phantom,
+    world_ijk_to_ras,
+)
+
+DEVICES = ("auto", "cpu", "cuda")
+# NRRD keeps the geometry in double precision (NIfTI stores it as float32).
+OUTPUT_FILE = "segmentation.nrrd"
+SUMMARY_FILE = "summary.json"
+
+EventCallback = Callable[[Event], None]
+
+
+@dataclass
+class SegmentationRequest:
+    """What to segment and how: volumes by sequence (aliases accepted), model, device and output."""
+
+    inputs: Mapping[str, object]
+    model: str = "demo"
+    device: str = "auto"
+    reference: Optional[str] = None
+    segmentation: Optional[object] = None
+    nested: bool = False
+    show_3d: bool = True
+    labels: str = DEFAULT_LABELS
+
+
+class SegmentationRun:
+    """One running segmentation: poll it, cancel it, wait for it, then `finish()` to import the result."""
+
+    def __init__(
+        self,
+        logic: SegmentationLogic,
+        request: SegmentationRequest,
+        inputs: Dict[str, object],
+        reference: str,
+        folder: Path,
+        process: EngineProcess,
+        geometry: vtkMatrix4x4,
+    ) -> None:
+        self.logic = logic
+        self.request = request
+        self.inputs = inputs
+        self.reference = reference
+        self.folder = folder
+        self.process = process
+        self.geometry = geometry
+        self.clock = ProgressClock()
+        self.progress: Optional[Progress] = None
+        self.segmentation_node = None
+        self._done = False
+
+    @property
+    def sequences(self) -> Tuple[str, ...]:
+        """The sequences given, in canonical order."""
+        return tuple(s for s in SEQUENCES if s in self.inputs)
+
+    @property
+    def finished(self) -> bool:
+        """True once the child process has ended (successfully or not) and its output is read."""
+        return self.process.finished
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the run was cancelled."""
+        return self.process.cancelled
+
+    @property
+    def log(self) -> List[str]:
+        """The child's log lines so far (stdout lines that are not progress, and stderr)."""
+        return list(self.process.log)
+
+    def poll(self) -> List[Event]:
+        """What arrived since the last call: Progress events and log lines (never blocks)."""
+        events = self.process.poll()
+        for event in events:
+            if isinstance(event, Progress):
+                self.progress = event
+                self.clock.update(event)
+        return events
+
+    def remaining_s(self) -> Optional[float]:
+        """Estimated seconds left, or None while unknown."""
+        return self.clock.remaining_s()
+
+    def cancel(self) -> None:
+        """End the child process and its children and delete the temporary files; the scene is untouched."""
+        self.process.cancel()
+        self._cleanup()
+
+    def wait(self, timeout_s: Optional[float] = None, on_event: Optional[EventCallback] = None) -> bool:
+        """Block until the child ends, handing events to `on_event`; False when `timeout_s` passed first."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self.finished:
+            for event in self.poll():
+                if on_event:
+                    on_event(event)
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            self.process.wait(0.1)
+        for event in self.poll():
+            if on_event:
+                on_event(event)
+        return True
+
+    def finish(self):
+        """Import the result into the segmentation node and return it; raise MSTKDError if the run failed."""
+        if self.cancelled:
+            self._cleanup()
+            raise MSTKDError("The segmentation was cancelled; the scene was left as it was.")
+        if self._done:
+            if self.segmentation_node is None:
+                raise MSTKDError("This segmentation run already ended without a result.")
+            return self.segmentation_node
+        if not self.finished:
+            raise MSTKDError("The segmentation is still running; wait for it or cancel it.")
+        try:
+            if self.process.returncode != 0:
+                raise MSTKDError(self.process.error_message())
+            self.segmentation_node = self.logic.import_result(self)
+            return self.segmentation_node
+        finally:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        self._done = True
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class SegmentationLogic:
+    """Segmentation of brain tumours in a scene, through the `mstkd segment` child process.
+
+    `scene`, `segmentations_logic` and `volumes_logic` are the scene and module logics to work
+    with; `python` is the interpreter that runs the engine (in Slicer: PythonSlicer), `command`
+    replaces the whole engine command (for tests), `work_folder` holds the temporary files.
+    """
+
+    def __init__(
+        self,
+        scene,
+        segmentations_logic=None,
+        volumes_logic=None,
+        python: Optional[str] = None,
+        command: Optional[Sequence[str]] = None,
+        work_folder: Optional[str] = None,
+    ) -> None:
+        self.scene = scene
+        self.segmentations_logic = segmentations_logic
+        self.volumes_logic = volumes_logic
+        self.command = list(command) if command else segment_command(python or sys.executable)
+        self.work_folder = work_folder
+
+    # Loading data
+
+    def load_case(self, folder) -> Tuple[str, Dict[str, object]]:
+        """Load the sequences of one case (any BraTS/FeTS layout, loose files); returns (case id, nodes)."""
+        return load_case_folder(self.scene, self._volumes_logic(), folder)
+
+    def load_phantom(
+        self, seed: int = 0, shape: Sequence[int] = SYNTHETIC_SHAPE, sequences: Sequence[str] = SEQUENCES
+    ) -> Dict[str, object]:
+        """Generate a synthetic case and load its sequences; returns the node of each sequence."""
+        return load_phantom(self.scene, self._volumes_logic(), seed, shape, sequences)
+
+    def _volumes_logic(self):
+        if self.volumes_logic is None:
+            raise MSTKDError("Loading volumes needs the Volumes module logic; pass volumes_logic.")
+        return self.volumes_logic
+
+    # Segmenting
+
+    def check(self, request: SegmentationRequest) -> Tuple[Dict[str, object], str]:
+        """Validate a request; returns the inputs by canonical sequence and the reference sequence."""
+        inputs = canonical_inputs(request.inputs)
+        for sequence, node in inputs.items():
+            check_input_volume(node, DISPLAY_NAMES[sequence])
+            if node.GetScene() is not self.scene:
+                raise MSTKDError(f"{DISPLAY_NAMES[sequence]}: '{node.GetName()}' is not in this scene.")
+            world_ijk_to_ras(node)
+        reference = choose_reference(inputs, request.reference)
+        if request.device not in DEVICES:
+            raise MSTKDError(f"Unknown device '{request.device}'; choose one of {', '.join(DEVICES)}.")
+        if not str(request.model or "").strip():
+            raise MSTKDError("Choose a model: a name from the list or a model file.")
+        label_convention(request.labels)
+        target = request.segmentation
+        if target is not None:
+            if not target.IsA("vtkMRMLSegmentationNode"):
+                raise MSTKDError(
+                    f"'{target.GetName()}' is not a segmentation; choose a segmentation or a new one."
+                )
+            self._check_transform(target)
+        return inputs, reference
+
+    def start(self, request: SegmentationRequest) -> SegmentationRun:
+        """Write the inputs to a temporary folder and start the engine; returns the run to poll."""
+        inputs, reference = self.check(request)
+        folder = Path(tempfile.mkdtemp(prefix="mstkd-segment-", dir=self.work_folder))
+        try:
+            files = export_inputs(inputs, folder)
+            geometry = world_ijk_to_ras(inputs[reference])
+            command = list(self.command)
+            for sequence, path in files.items():
+                command += [f"--{sequence}", str(path)]
+            command += [
+                "-o", str(folder / OUTPUT_FILE),
+                "--reference", reference,
+                "--model", str(request.model),
+                "--device", request.device,
+                "--labels", request.labels,
+                "--summary", str(folder / SUMMARY_FILE),
+                "--progress", "jsonl",
+            ]  # fmt: skip
+            process = EngineProcess(command, env=child_environment(), cwd=str(folder))
+            process.start()
+        except OSError as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise MSTKDError(f"Could not start the segmentation engine ({error}).") from None
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return SegmentationRun(self, request, inputs, reference, folder, process, geometry)
+
+    def segment(
+        self,
+        inputs: Mapping[str, object],
+        model: str = "demo",
+        device: str = "auto",
+        reference: Optional[str] = None,
+        segmentation=None,
+        nested: bool = False,
+        show_3d: bool = True,
+        timeout_s: Optional[float] = None,
+        on_event: Optional[EventCallback] = None,
+    ):
+        """Segment and wait (for scripts and the Python console); returns the segmentation node."""
+        request = SegmentationRequest(dict(inputs), model, device, reference, segmentation, nested, show_3d)
+        run = self.start(request)
+        try:
+            if not run.wait(timeout_s, on_event):
+                raise MSTKDError(f"The segmentation took longer than {timeout_s:g} s and was stopped.")
+        except BaseException:
+            run.cancel()
+            raise
+        return run.finish()
+
+    # The result
+
+    def import_result(self, run: SegmentationRun):
+        """Bring a finished run's label map into its segmentation node (created when none was given)."""
+        reference_node = run.inputs[run.reference]
+        if reference_node.GetScene() is not self.scene:
+            raise MSTKDError("The reference volume was removed from the scene while segmenting; run again.")
+        summary = _read_summary(run.folder / SUMMARY_FILE)
+        output = run.folder / OUTPUT_FILE
+        if not output.is_file():
+            raise MSTKDError(
+                "The engine ended without writing a segmentation; see the log for what it reported."
+            )
+        label_node = read_label_map(output)
+        written = vtkMatrix4x4()
+        label_node.GetIJKToRASMatrix(written)
+        if label_node.GetImageData().GetDimensions() != reference_node.GetImageData().GetDimensions() or not (
+            same_matrix(written, run.geometry)
+        ):
+            raise MSTKDError(
+                "The engine returned a segmentation on a grid other than the reference volume's; "
+                "this is a bug of the engine, please report it with the log."
+            )
+        labels = label_array(label_node)
+        check_labels(labels, label_convention(run.request.labels), "segmentation the engine wrote")
+
+        target = run.request.segmentation
+        created = target is None
+        if created:
+            target = self.scene.AddNewNodeByClass(
+                "vtkMRMLSegmentationNode", self.scene.GenerateUniqueName(f"{reference_node.GetName()} tumour")
+            )
+            target.SetAndObserveTransformNodeID(reference_node.GetTransformNodeID())
+            target.CreateDefaultDisplayNodes()
+        elif target.GetDisplayNode() is None:
+            target.CreateDefaultDisplayNodes()
+        local = self._local_grid(target, reference_node, run.geometry)
+        import_segments(target, labels, run.request.labels, local, run.request.nested)
+        set_reference_geometry(target, reference_node)
+        if run.request.show_3d:
+            target.CreateClosedSurfaceRepresentation()
+        else:
+            target.RemoveClosedSurfaceRepresentation()
+        store_provenance(target, summary, run.sequences, run.reference)
+        volumes = volumes_from_summary(summary) or region_volumes_ml(
+            labels, run.request.labels, voxel_volume_ml(run.geometry)
+        )
+        table = update_volumes_table(self.scene, target, volumes)
+        if created:
+            place_beside(self.scene, target, reference_node)
+            place_beside(self.scene, table, reference_node)
+        return target
+
+    @staticmethod
+    def _check_transform(segmentation_node) -> None:
+        """Refuse a segmentation node under a non-linear transform (its segments would be resampled)."""
+        transform = segmentation_node.GetParentTransformNode()
+        if transform is not None and not transform.IsTransformToWorldLinear():
+            raise MSTKDError(
+                f"'{segmentation_node.GetName()}' is under a non-linear transform; choose a new "
+                "segmentation, or harden its transform first."
+            )
+
+    @staticmethod
+    def _local_grid(segmentation_node, reference_node, world: vtkMatrix4x4) -> vtkMatrix4x4:
+        """The label map's grid in the segmentation node's coordinates: exactly the reference's own grid
+        when both share a transform, else the world grid mapped through the node's (linear) transform."""
+        if segmentation_node.GetTransformNodeID() == reference_node.GetTransformNodeID():
+            local = vtkMatrix4x4()
+            reference_node.GetIJKToRASMatrix(local)
+            return local
+        to_node = vtkMatrix4x4()
+        slicer.vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(
+            None, segmentation_node.GetParentTransformNode(), to_node
+        )
+        local = vtkMatrix4x4()
+        vtkMatrix4x4.Multiply4x4(to_node, world, local)
+        return local
+
+
+def _read_summary(path: Path) -> Dict[str, object]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,210 @@
+"""Volumes in and out of the scene: load a case's files, write the chosen inputs for the engine.
+
+Inputs are written from copies: a volume under a linear transform is written with the transform
+hardened into the copy's geometry, and the user's node is never touched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import slicer
+from vtkmodules.vtkCommonCore import vtkStringArray
+from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+from mstkd.conventions import DISPLAY_NAMES, SEQUENCES
+from mstkd.dataset import Case, discover_cases, find_case_files, name_a_few
+from mstkd.errors import MSTKDError
+from mstkd.imageio import PathLike, image_extension, strip_image_extension
+
+SYNTHETIC_SHAPE: Tuple[int, int, int] = (120, 120, 78)
+_DICOM_MAGIC = b"DICM"
+_DICOM_PROBES = 200
+
+
+def world_ijk_to_ras(node) -> vtkMatrix4x4:
+    """The node's IJK-to-RAS matrix with its parent transforms applied; non-linear ones are refused."""
+    matrix = vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    transform = node.GetParentTransformNode()
+    if transform is None:
+        return matrix
+    to_world = vtkMatrix4x4()
+    if not slicer.vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(transform, None, to_world):
+        raise MSTKDError(
+            f"The volume '{node.GetName()}' is under a non-linear transform; harden it first "
+            "(Data module: right-click the volume > Harden transform) or remove the transform."
+        )
+    world = vtkMatrix4x4()
+    vtkMatrix4x4.Multiply4x4(to_world, matrix, world)
+    return world
+
+
+def check_input_volume(node, label: str) -> None:
+    """Raise with a readable message when a node cannot be a sequence input."""
+    if node.IsA("vtkMRMLLabelMapVolumeNode"):
+        raise MSTKDError(
+            f"{label}: '{node.GetName()}' is a label map, not an MRI volume; choose an MRI volume."
+        )
+    image = node.GetImageData()
+    if image is None or min(image.GetDimensions()) < 1 or image.GetPointData().GetScalars() is None:
+        raise MSTKDError(f"{label}: '{node.GetName()}' holds no image data; load the volume again.")
+    if image.GetNumberOfScalarComponents() != 1:
+        raise MSTKDError(
+            f"{label}: '{node.GetName()}' has {image.GetNumberOfScalarComponents()} components per voxel "
+            "(colour or vector data); choose a grey-level MRI volume."
+        )
+
+
+def export_volume(node, path: PathLike) -> vtkMatrix4x4:
+    """Write a volume (parent transform hardened, on a copy) to `path`; returns the geometry written."""
+    geometry = world_ijk_to_ras(node)
+    image = vtkImageData()
+    image.ShallowCopy(node.GetImageData())
+    copy = slicer.vtkMRMLScalarVolumeNode()
+    copy.SetName(node.GetName())
+    copy.SetAndObserveImageData(image)
+    copy.SetIJKToRASMatrix(geometry)
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    storage.SetFileName(str(path))
+    storage.SetUseCompression(False)
+    if not storage.WriteData(copy):
+        raise MSTKDError(
+            f"Could not write '{node.GetName()}' to {path}; check the free space of the temporary folder."
+        )
+    return geometry
+
+
+def export_inputs(inputs: Mapping[str, object], folder: PathLike) -> Dict[str, Path]:
+    """Write each chosen sequence to <folder>/<sequence>.nrrd; returns the files."""
+    files = {}
+    for sequence in SEQUENCES:
+        node = inputs.get(sequence)
+        if node is not None:
+            files[sequence] = Path(folder) / f"{sequence}.nrrd"
+            export_volume(node, files[sequence])
+    return files
+
+
+def load_volume_file(scene, volumes_logic, path: PathLike, name: Optional[str] = None):
+    """Load one image file as a scalar volume node (never a label map) named after the file."""
+    path = Path(path)
+    name = name or strip_image_extension(path)
+    node = volumes_logic.AddArchetypeScalarVolume(
+        str(path), scene.GenerateUniqueName(name), 0, vtkStringArray()
+    )
+    if node is None:
+        raise MSTKDError(f"Could not load {path}: it is damaged or not an image.")
+    return node
+
+
+def load_case_folder(scene, volumes_logic, folder: PathLike) -> Tuple[str, Dict[str, object]]:
+    """Load the sequences of the one case in `folder` (files directly in it, or one case below it).
+
+    Returns the case id and the volume node of each sequence, placed under a study named after
+    the case in subject hierarchy.
+    """
+    case = find_case(folder)
+    nodes = {
+        s: load_volume_file(scene, volumes_logic, case.sequences[s]) for s in SEQUENCES if s in case.sequences
+    }
+    place_in_study(scene, nodes.values(), case.case_id, "MRI")
+    return case.case_id, nodes
+
+
+def find_case(folder: PathLike) -> Case:
+    """The case a folder holds: its own image files, else the single case found below it."""
+    folder = Path(folder)
+    if folder.is_dir() and any(p.is_file() and image_extension(p) for p in folder.iterdir()):
+        case = find_case_files(folder)
+    else:
+        cases = discover_cases(folder).cases
+        if len(cases) > 1:
+            raise MSTKDError(
+                f"{folder} holds {len(cases)} cases ({name_a_few(c.case_id for c in cases)}); "
+                "choose the folder of one case."
+            )
+        case = cases[0]
+    if not case.sequences:
+        raise MSTKDError(f"Case '{case.case_id}' in {case.folder} has no MRI sequence, only a segmentation.")
+    return case
+
+
+def load_phantom(
+    scene,
+    volumes_logic,
+    seed: int = 0,
+    shape: Sequence[int] = SYNTHETIC_SHAPE,
+    sequences: Sequence[str] = SEQUENCES,
+) -> Dict[str, object]:
+    """Generate a synthetic BraTS-like case (mstkd.phantom) and load the chosen sequences into the scene."""
+    from mstkd.phantom.generate import generate_case
+
+    case = generate_case(seed, 0, shape)
+    patient = f"MSTKD synthetic case {seed}"
+    folder = Path(tempfile.mkdtemp(prefix="mstkd-phantom-"))
+    try:
+        nodes = {}
+        for sequence in sequences:
+            path = folder / f"{sequence}.nrrd"
+            _write_sitk(case.images[sequence], path)
+            name = f"Synthetic{seed}_{DISPLAY_NAMES[sequence]}"
+            nodes[sequence] = load_volume_file(scene, volumes_logic, path, name)
+            # The file is temporary: drop it, so that saving the scene writes the volume anew.
+            storage = nodes[sequence].GetStorageNode()
+            if storage is not None:
+                nodes[sequence].SetAndObserveStorageNodeID(None)
+                scene.RemoveNode(storage)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    place_in_study(scene, nodes.values(), patient, "Synthetic MRI")
+    return nodes
+
+
+def _write_sitk(image, path: Path) -> None:
+    import SimpleITK as sitk
+
+    sitk.WriteImage(image, str(path), useCompression=False)
+
+
+def place_in_study(scene, nodes, patient: str, study: str) -> int:
+    """Put volumes under patient > study in subject hierarchy (unless already in a folder); returns it."""
+    hierarchy = scene.GetSubjectHierarchyNode()
+    subject = hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), patient)
+    study_item = hierarchy.CreateStudyItem(subject, study)
+    for node in nodes:
+        item = hierarchy.GetItemByDataNode(node)
+        if not item:  # Slicer's GUI gives every node an item; a bare scene does not
+            hierarchy.CreateItem(study_item, node)
+        elif hierarchy.GetItemParent(item) == hierarchy.GetSceneItemID():
+            hierarchy.SetItemParent(item, study_item)
+    return study_item
+
+
+def is_dicom_folder(folder: PathLike) -> bool:
+    """True when the folder holds DICOM files (checked by their 'DICM' preamble) and no NIfTI/NRRD file."""
+    folder = Path(folder)
+    probed = 0
+    found = False
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if image_extension(path):
+            return False
+        if not found and probed < _DICOM_PROBES:
+            probed += 1
+            found = _has_dicom_preamble(path)
+    return found
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(128)
+            return stream.read(4) == _DICOM_MAGIC
+    except OSError:
+        return False

@@ -1,0 +1,61 @@
+"""MSTKDSegmentLib with the real engine: `python -m mstkd segment` on a phantom, into a real MRML scene."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("trame_slicer")
+
+from slicer_helpers import segment_ids, segment_mask  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def engine_segment_available():
+    help_text = subprocess.run(
+        [sys.executable, "-m", "mstkd", "segment", "--help"], capture_output=True, text=True, timeout=120
+    ).stdout
+    if "--reference" not in help_text or "jsonl" not in help_text:
+        pytest.skip("`mstkd segment` is not available in this version yet")
+
+
+def test_the_real_engine_segments_a_phantom_into_the_scene(
+    engine_segment_available, tiny_model_file, phantom_root
+):
+    from trame_slicer.core import SlicerApp
+
+    from MSTKDSegmentLib import Progress, SegmentationLogic, read_volumes_table
+
+    app = SlicerApp()
+    logic = SegmentationLogic(app.scene, app.segmentations_logic, app.volumes_logic, python=sys.executable)
+    case_folder = sorted(p for p in phantom_root.iterdir() if p.is_dir())[0]
+    case_id, nodes = logic.load_case(case_folder)  # a BraTS 2021 layout
+    assert case_id == case_folder.name and list(nodes) == ["flair", "t1", "t1ce", "t2"]
+    events = []
+    seg = logic.segment(
+        {"flair": nodes["flair"], "t1ce": nodes["t1ce"]},
+        model=str(tiny_model_file),
+        device="cpu",
+        nested=True,
+        timeout_s=240,
+        on_event=events.append,
+    )
+
+    assert segment_ids(seg) == ["MSTKD_NCR", "MSTKD_ED", "MSTKD_ET", "MSTKD_WT", "MSTKD_TC"]
+    masks = {sid: segment_mask(seg, sid, nodes["t1ce"]) for sid in segment_ids(seg)}  # on the reference grid
+    np.testing.assert_array_equal(
+        masks["MSTKD_WT"], masks["MSTKD_NCR"] | masks["MSTKD_ED"] | masks["MSTKD_ET"]
+    )
+    assert seg.GetNodeReference(seg.GetReferenceImageGeometryReferenceRole()) is nodes["t1ce"]
+    assert seg.GetAttribute("MSTKD.ModelSHA256") == hashlib.sha256(tiny_model_file.read_bytes()).hexdigest()
+    assert seg.GetAttribute("MSTKD.Sequences") == "flair,t1ce"
+    assert seg.GetAttribute("MSTKD.Reference") == "t1ce"
+    volumes = read_volumes_table(seg)
+    assert list(volumes) == ["NCR", "ED", "ET", "TC", "WT"]
+    assert volumes["WT"] == pytest.approx(volumes["NCR"] + volumes["ED"] + volumes["ET"], abs=0.05)
+    fractions = [e.fraction for e in events if isinstance(e, Progress)]
+    assert fractions and fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)

@@ -1,0 +1,129 @@
+"""MSTKDSegment.py's logic facade (what the Python console uses) against a real MRML scene.
+
+Only what the Slicer application alone provides is stood in for: the scripted-module base
+classes, i18n, the parameter-node decorator and the `qt` module; the scene, the module logics,
+slicer.util and vtk are the real ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+import numpy as np
+import pytest
+
+pytest.importorskip("trame_slicer")
+
+from slicer_helpers import (
+    add_volume,
+    double_command,
+    expected_labels,
+    segment_ids,
+    segment_mask,
+    tumour_array,
+)  # noqa: E402
+
+
+def _stand_ins() -> dict:
+    base = types.ModuleType("slicer.ScriptedLoadableModule")
+
+    class ScriptedLoadableModule:
+        def __init__(self, parent):
+            self.parent = parent
+
+    class ScriptedLoadableModuleWidget:
+        def __init__(self, parent=None):
+            self.parent = parent
+
+    class ScriptedLoadableModuleLogic:
+        def __init__(self, parent=None):
+            pass
+
+    class ScriptedLoadableModuleTest:
+        pass
+
+    for cls in (
+        ScriptedLoadableModule,
+        ScriptedLoadableModuleWidget,
+        ScriptedLoadableModuleLogic,
+        ScriptedLoadableModuleTest,
+    ):
+        setattr(base, cls.__name__, cls)
+    i18n = types.ModuleType("slicer.i18n")
+    i18n.tr = lambda text: text
+    i18n.translate = lambda context, text: text
+    wrapper = types.ModuleType("slicer.parameterNodeWrapper")
+    wrapper.parameterNodeWrapper = lambda cls: cls
+    return {
+        "slicer.ScriptedLoadableModule": base,
+        "slicer.i18n": i18n,
+        "slicer.parameterNodeWrapper": wrapper,
+        "qt": types.ModuleType("qt"),
+    }
+
+
+@pytest.fixture
+def app():
+    from trame_slicer.core import SlicerApp
+
+    return SlicerApp()
+
+
+@pytest.fixture
+def module(app, monkeypatch):
+    import slicer
+
+    for name, stand_in in _stand_ins().items():
+        monkeypatch.setitem(sys.modules, name, stand_in)
+    modules = types.SimpleNamespace(
+        segmentations=types.SimpleNamespace(logic=lambda: app.segmentations_logic),
+        volumes=types.SimpleNamespace(logic=lambda: app.volumes_logic),
+    )
+    monkeypatch.setattr(slicer, "mrmlScene", app.scene, raising=False)
+    monkeypatch.setattr(slicer, "modules", modules, raising=False)
+    monkeypatch.setattr(slicer, "dicomDatabase", None, raising=False)
+    monkeypatch.delitem(sys.modules, "MSTKDSegment", raising=False)
+    yield importlib.import_module("MSTKDSegment")
+    sys.modules.pop("MSTKDSegment", None)
+
+
+def test_the_console_call_segments_and_returns_the_segmentation(app, module, monkeypatch):
+    logic = module.MSTKDSegmentLogic()
+    assert logic.lib.scene is app.scene
+    logic.lib.command = double_command()
+    monkeypatch.setattr(logic, "ensureDependencies", lambda *args, **kwargs: True)
+    flair = add_volume(app.scene, "FLAIR", tumour_array() // 2)
+    t2 = add_volume(app.scene, "T2", tumour_array())
+
+    seg = logic.segment({"flair": flair, "t2": t2}, model="demo")
+
+    assert seg.IsA("vtkMRMLSegmentationNode")
+    assert segment_ids(seg) == ["MSTKD_NCR", "MSTKD_ED", "MSTKD_ET"]
+    # Without T1Gd the reference is FLAIR (the engine's preference order).
+    np.testing.assert_array_equal(
+        segment_mask(seg, "MSTKD_ED", flair), expected_labels(tumour_array() // 2)["ED"]
+    )
+    assert seg.GetAttribute("MSTKD.Sequences") == "flair,t2"
+
+
+def test_dependencies_are_checked_without_installing_anything_that_is_present(module):
+    logic = module.MSTKDSegmentLogic()
+    assert logic.ensureDependencies(askConfirmation=False, phantom=True) is True
+    with pytest.raises(module.MSTKDError, match="needs the PyTorch extension"):
+        logic.ensureDependencies(askConfirmation=False)  # PyTorchUtils exists only in Slicer
+    assert module.pythonSlicerExecutable() == sys.executable  # no PythonSlicer here
+
+
+def test_load_folder_takes_nifti_cases_and_dicom_descriptions_need_a_database(app, module, tmp_path):
+    import SimpleITK as sitk
+
+    for sequence in ("t1", "t2"):
+        sitk.WriteImage(
+            sitk.GetImageFromArray(tumour_array((6, 7, 8))), str(tmp_path / f"caseZ_{sequence}.nrrd")
+        )
+    nodes = module.MSTKDSegmentLogic().loadFolder(str(tmp_path))
+    assert list(nodes) == ["t1", "t2"]
+    assert module.MSTKDSegmentLogic.dicomSeriesDescriptions(nodes["t1"]) == []
+    assert isinstance(module.MSTKDSegmentLogic().modelChoices(), list)
