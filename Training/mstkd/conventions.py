@@ -169,6 +169,9 @@ def parse_subsets(text: str) -> Tuple[Subset, ...]:
     return tuple(parse_subset(part) for part in text.split(";") if part.strip())
 
 
+# Where a user may ask computations to run ("cuda:N" picks one GPU); see devices.resolve_device.
+DEVICE_CHOICES: Tuple[str, ...] = ("auto", "cpu", "cuda")
+
 # Tumour sub-regions (disjoint labels) and the evaluated regions built from them.
 SUBREGIONS: Tuple[str, ...] = ("ncr", "ed", "et")
 SUBREGION_NAMES: Dict[str, str] = {

@@ -7,9 +7,8 @@ from typing import ContextManager
 
 import torch
 
+from mstkd.conventions import DEVICE_CHOICES
 from mstkd.errors import MSTKDError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from mstkd.devices import DEVICE_CHOICES
+from mstkd.conventions import DEVICE_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

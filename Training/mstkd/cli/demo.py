@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from mstkd.devices import DEVICE_CHOICES
+from mstkd.conventions import DEVICE_CHOICES
 
 DEMO_SEED = 2026  # not one of the demo model's training seeds (1000 and up)
 DEMO_CASE = 0

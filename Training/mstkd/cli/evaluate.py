@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from mstkd.conventions import DEFAULT_LABELS, LABEL_CONVENTIONS
-from mstkd.evaluation import evaluate_folders
 from mstkd.metrics import DEFAULT_METRIC_CONVENTION, METRIC_CONVENTIONS
 
 
@@ -41,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write the requested files."""
+    from mstkd.evaluation import evaluate_folders
+
     result = evaluate_folders(
         args.gt,
         args.pred,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mstkd.devices import DEVICE_CHOICES
+from mstkd.conventions import DEVICE_CHOICES
 from mstkd.metrics import DEFAULT_METRIC_CONVENTION, METRIC_CONVENTIONS
 
 EVERY_SUBSET = "all"

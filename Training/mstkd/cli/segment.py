@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, TextIO, Tuple
 
-from mstkd.conventions import LABEL_CONVENTIONS, SEQUENCES
-from mstkd.devices import DEVICE_CHOICES
+from mstkd.conventions import DEVICE_CHOICES, LABEL_CONVENTIONS, SEQUENCES
 
 PROGRESS_CHOICES = ("text", "jsonl")
 # Share of the overall progress a single exam's segmentation takes; writing the files is the rest.
