@@ -5,19 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from mstkd.cli.options import add_overrides
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `info` subcommand."""
     parser = subparsers.add_parser("info", help="print the architecture summary of a config")
     parser.add_argument("--config", required=True, help="experiment YAML (see Training/configs/)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, e.g. --set model.transformer.layers=6 (repeatable)",
-    )
+    add_overrides(parser, "model.transformer.layers=6")
     parser.add_argument("--json", action="store_true", help="print {method, params, patch} as JSON")
     parser.set_defaults(run=run)
 

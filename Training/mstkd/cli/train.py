@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from mstkd.cli.options import add_overrides
 from mstkd.errors import MSTKDError
 
 
@@ -23,14 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--config", type=Path, help="experiment YAML; with --resume the run's own config is used"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, e.g. --set data.root=phantoms --set train.steps=500 (repeatable)",
-    )
+    add_overrides(parser, "data.root=phantoms --set train.steps=500")
     parser.add_argument("--out", type=Path, help="run folder (default runs/<config>-<date-time>)")
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
