@@ -32,6 +32,7 @@ from slicer.util import VTKObservationMixin
 
 # MSTKDSegmentLib makes the engine (mstkd) importable, so the engine's names come through it.
 from MSTKDSegmentLib import (
+    DEVICE_CHOICES,
     DISPLAY_NAMES,
     PHANTOM_REQUIREMENTS,
     REFERENCE_PREFERENCE,
@@ -51,7 +52,6 @@ from MSTKDSegmentLib import (
     read_volumes_table,
 )
 
-DEVICES = ("auto", "cpu", "cuda")
 SYNTHETIC_CASE_NAME = "MSTKD synthetic brain tumour"
 
 
@@ -226,7 +226,8 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         parameters = self._parameterNode
         self._selectData(
-            self.ui.deviceComboBox, DEVICES.index(parameters.device) if parameters.device in DEVICES else 0
+            self.ui.deviceComboBox,
+            DEVICE_CHOICES.index(parameters.device) if parameters.device in DEVICE_CHOICES else 0,
         )
         modelIndex = self.ui.modelComboBox.findData(parameters.model) if parameters.model else -1
         if parameters.modelFile and not parameters.model:
@@ -340,8 +341,8 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateApplyButton()
 
     def onDeviceChanged(self, index) -> None:
-        if self._parameterNode and 0 <= index < len(DEVICES):
-            self._parameterNode.device = DEVICES[index]
+        if self._parameterNode and 0 <= index < len(DEVICE_CHOICES):
+            self._parameterNode.device = DEVICE_CHOICES[index]
 
     def onReferenceChanged(self, index) -> None:
         if self._parameterNode and index >= 0:

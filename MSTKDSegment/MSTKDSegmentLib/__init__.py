@@ -11,7 +11,7 @@ from MSTKDSegmentLib.engine import ensure_engine_importable
 
 ensure_engine_importable()
 
-from mstkd.conventions import DISPLAY_NAMES, SEQUENCES  # noqa: E402
+from mstkd.conventions import DEVICE_CHOICES, DISPLAY_NAMES, SEQUENCES  # noqa: E402
 from mstkd.errors import MSTKDError  # noqa: E402
 from mstkd.preprocess.reference import REFERENCE_PREFERENCE  # noqa: E402
 from MSTKDSegmentLib.dependencies import (  # noqa: E402
@@ -35,6 +35,7 @@ from MSTKDSegmentLib.volumes import SYNTHETIC_SHAPE, is_dicom_folder, load_case_
 
 __all__ = [
     "ALL_SEGMENTS",
+    "DEVICE_CHOICES",
     "DISPLAY_NAMES",
     "PHANTOM_REQUIREMENTS",
     "REFERENCE_PREFERENCE",
