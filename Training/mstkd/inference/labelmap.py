@@ -7,8 +7,9 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from torch import nn
 
-from mstkd.inference.model import TrainedModel
+from mstkd.conventions import LabelConvention
 from mstkd.inference.window import ScoreFunction, predict_scores, score_function
 from mstkd.intensity import brain_mask
 from mstkd.targets import channels_to_labels
@@ -39,7 +40,9 @@ def window_count(size: Sequence[int], patch: Sequence[int], overlap: float) -> i
 
 
 def predict_labels(
-    model: TrainedModel,
+    network: nn.Module,
+    patch: Sequence[int],
+    convention: LabelConvention,
     image: np.ndarray,
     present: Sequence[bool],
     device: torch.device,
@@ -49,29 +52,32 @@ def predict_labels(
     on_windows: Optional[WindowReport] = None,
     mask: Optional[np.ndarray] = None,
 ) -> np.ndarray:
-    """Label map (model convention) of a z-scored (4, X, Y, Z) image, 0 outside the brain and absent channels.
+    """Label map (in `convention`) of a z-scored (4, X, Y, Z) image; 0 outside the brain.
 
-    Only the bounding box of the brain is worth the network's time: `mask` where given (the brain of
-    the present sequences before normalisation), else the voxels where a present channel is non-zero.
+    The brain is `mask` where given (the brain of the present sequences before normalisation),
+    else the voxels where a present channel is non-zero. Only its bounding box is worth the
+    network's time, and a tumour outside it is no tumour.
     """
     labels = np.zeros(image.shape[1:], dtype=np.uint8)
-    box = brain_box(brain_mask(image, present) if mask is None else mask)
+    mask = brain_mask(image, present) if mask is None else mask
+    box = brain_box(mask)
     if box is None:
         return labels
     crop = image[(slice(None), *box)]
-    score = score_function(model.network, present)
+    score = score_function(network, present)
     if on_windows is not None:
-        score = _counting(score, window_count(crop.shape[1:], model.patch, overlap), on_windows)
+        score = _counting(score, window_count(crop.shape[1:], patch, overlap), on_windows)
     scores = predict_scores(
         score,
         torch.from_numpy(np.ascontiguousarray(crop))[None],
-        model.patch,
+        patch,
         device,
         overlap,
         bf16,
         windows_per_batch,
     )
-    labels[box] = channels_to_labels(scores, model.labels)[0].numpy()
+    labels[box] = channels_to_labels(scores, convention)[0].numpy()
+    labels[~mask] = 0
     return labels
 
 

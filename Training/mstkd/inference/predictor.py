@@ -197,7 +197,9 @@ class Predictor:
             self.model.network.to(device)
             windows = _WindowProgress(infer, device, windows_per_batch)
             labels = predict_labels(
-                self.model,
+                self.model.network,
+                self.model.patch,
+                self.model.labels,
                 exam.image,
                 exam.present,
                 device,

@@ -10,10 +10,9 @@ from torch import nn
 
 from mstkd.conventions import REGIONS, LabelConvention, Subset, region_masks
 from mstkd.dataset import Case
-from mstkd.inference.window import predict_scores, score_function
-from mstkd.intensity import normalise_sequences
+from mstkd.inference.labelmap import predict_labels
+from mstkd.intensity import brain_mask, normalise_sequences
 from mstkd.metrics import dice
-from mstkd.targets import channels_to_labels
 from mstkd.training.data import LABEL, RAW, cached_transform, case_record
 
 MEAN = "mean"
@@ -40,15 +39,17 @@ def validate(
     scores: Dict[str, List[float]] = {region: [] for region in REGIONS}
     try:
         for case in cases:
+            raw = np.asarray(case[RAW])
             reference = region_masks(np.asarray(case[LABEL])[0], labels)
             for subset in subsets:
-                image = torch.from_numpy(normalise_sequences(np.asarray(case[RAW]), subset.mask))[None]
-                probabilities = predict_scores(
-                    score_function(network, subset.mask), image, patch, device, bf16=bf16
+                image = normalise_sequences(raw, subset.mask)
+                mask = brain_mask(raw, subset.mask)
+                predicted = predict_labels(
+                    network, patch, labels, image, subset.mask, device, bf16=bf16, mask=mask
                 )
-                predicted = region_masks(channels_to_labels(probabilities, labels)[0].numpy(), labels)
+                predicted_regions = region_masks(predicted, labels)
                 for region in REGIONS:
-                    scores[region].append(dice(reference[region], predicted[region]))
+                    scores[region].append(dice(reference[region], predicted_regions[region]))
     finally:
         network.train(was_training)
     result = {region: float(np.mean(values)) for region, values in scores.items()}
