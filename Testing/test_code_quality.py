@@ -25,7 +25,9 @@ def test_ruff_finds_nothing():
 def test_shipped_code_runs_on_python_3_9():
     paths = [str(p) for p in SHIPPED_CODE if p.exists()]
     result = run(
-        str(Path(sys.executable).with_name("vermin")),
+        sys.executable,
+        "-c",
+        VERMIN,
         "-t=3.9-",
         "--violations",
         "--no-tips",

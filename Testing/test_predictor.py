@@ -143,10 +143,10 @@ def test_running_out_of_memory_on_the_cpu_is_a_user_error():
 def test_the_predictor_reports_a_fallback_in_its_progress_and_result(predictor, phantom_root, monkeypatch):
     real = predictor_module.predict_labels
 
-    def fake_gpu(model, image, present, device, *args, **kwargs):
+    def fake_gpu(network, patch, convention, image, present, device, *args, **kwargs):
         if device.type == "cuda":
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
-        return real(model, image, present, device, *args, **kwargs)
+        return real(network, patch, convention, image, present, device, *args, **kwargs)
 
     # A machine without a GPU stands in for one: the network stays where it is, "cuda" runs out of memory.
     monkeypatch.setattr(predictor_module, "predict_labels", fake_gpu)
