@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -186,3 +187,31 @@ def test_a_batch_writes_every_case_resumes_and_reports_failures(
     assert "1 case(s) segmented, 1 skipped (already written), 0 failed" in second.out
     assert "BraTS2021_00003: skipped" in second.err and "BraTS2021_00004: wrote" in second.err
     assert kept.stat().st_mtime_ns == kept_time and redone.is_file()
+
+
+def test_a_batch_killed_midway_finishes_on_restart_without_redoing_cases(
+    phantom_root, tiny_model_file, tmp_path, capsys
+):
+    inputs, outputs = tmp_path / "cases", tmp_path / "predictions"
+    cases = sorted(p.name for p in phantom_root.iterdir() if p.is_dir())[:4]
+    for case in cases:
+        shutil.copytree(phantom_root / case, inputs / case)
+    arguments = ["segment", "--input-dir", str(inputs), "--output-dir", str(outputs)]
+    arguments += ["--model", str(tiny_model_file), "--device", "cpu"]
+    running = subprocess.Popen([sys.executable, "-m", "mstkd", *arguments], stderr=subprocess.DEVNULL)
+    first = outputs / f"{cases[0]}.nii.gz"
+    deadline = time.monotonic() + 120
+    while not first.exists() and running.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    running.kill()  # as a power cut would: no handler, no clean-up
+    running.wait(timeout=60)
+    finished = {p.name: p.stat().st_mtime_ns for p in outputs.glob("*.nii.gz")}
+    assert first.name in finished and len(finished) < len(cases)
+
+    assert main(arguments) == 0
+    printed = capsys.readouterr()
+    assert f"{len(cases) - len(finished)} case(s) segmented, {len(finished)} skipped" in printed.out
+    for case in cases:
+        assert sitk.ReadImage(str(outputs / f"{case}.nii.gz")).GetSize() == (64, 64, 48)
+        assert json.loads((outputs / f"{case}.json").read_text())["sequences"]
+    assert {name: (outputs / name).stat().st_mtime_ns for name in finished} == finished
