@@ -1,8 +1,10 @@
-"""The bundled demo model on a clinical exam: as good as on the same exam on the BraTS grid."""
+"""The bundled demo model on clinical exams: other grids and misaligned series, partial coverage."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from mstkd.conventions import label_convention
 from mstkd.imageio import image_to_array
@@ -13,7 +15,7 @@ from mstkd.phantom import generate_case
 # The demo command's exam (a seed the demo model never saw), full size.
 SEED = 2026
 # Thick FLAIR and T2 slices, other orientations, motion and registration cost a few points of
-# Dice on this exam (measured: WT 0.83 -> 0.80, TC 0.73 -> 0.73, ET 0.79 -> 0.79).
+# Dice on this exam (measured: WT 0.83 -> 0.81, TC 0.73 -> 0.70, ET 0.79 -> 0.79).
 TOLERANCE = 0.08
 
 
@@ -37,3 +39,25 @@ def test_the_demo_model_scores_a_clinical_exam_like_its_brats_version():
     for region, value in on_brats_grid.items():
         clinical_value = on_clinical_grids[region]
         assert clinical_value == pytest.approx(value, abs=TOLERANCE), (on_brats_grid, on_clinical_grids)
+
+
+def slab(image: sitk.Image, first_missing_slice: int) -> sitk.Image:
+    """`image` as a slab acquisition that stops below axial slice `first_missing_slice`."""
+    array = sitk.GetArrayFromImage(image)
+    array[first_missing_slice:] = 0
+    cut = sitk.GetImageFromArray(array)
+    cut.CopyInformation(image)
+    return cut
+
+
+def test_sequences_that_cover_part_of_the_tumour_still_help_where_they_do():
+    # FLAIR and T2 slabs that end half-way up the tumour: above, only T1 and T1ce show it.
+    case = generate_case(SEED, 0)
+    tumour_slices = np.nonzero(sitk.GetArrayFromImage(case.labels).any(axis=(1, 2)))[0]
+    edge = int(tumour_slices.mean())
+    images = {**case.images, "flair": slab(case.images["flair"], edge), "t2": slab(case.images["t2"], edge)}
+    result = Predictor("demo", device="cpu").segment(images)
+    scores = dice_per_region(result, case.labels, case.convention)
+    # Measured: WT 0.59, TC 0.51, ET 0.76 (whole exam 0.83 / 0.73 / 0.79); with the missing part
+    # of the slabs z-scored as very dark brain, WT 0.44, TC 0.35, ET 0.69.
+    assert scores["WT"] > 0.5 and scores["TC"] > 0.45 and scores["ET"] > 0.72, scores

@@ -27,6 +27,20 @@ def test_mask_and_zscore_use_only_the_present_sequences():
         normalise_sequences(volumes, (False,) * 4)
 
 
+def test_a_sequence_is_zero_where_it_does_not_cover_the_brain():
+    rng = np.random.default_rng(1)
+    volumes = np.zeros((4, 6, 6, 6), dtype=np.float32)
+    volumes[2, 1:5, 1:5, 1:5] = rng.uniform(100, 200, (4, 4, 4))  # t1ce: the whole brain
+    volumes[0, 1:5, 1:5, 1:3] = rng.uniform(300, 400, (4, 4, 2))  # flair: a slab over half of it
+    out = normalise_sequences(volumes, (True, False, True, False))
+    covered = volumes[0] != 0
+    flair = out[0][covered]
+    assert np.allclose(flair.mean(), 0, atol=1e-5) and np.allclose(flair.std(), 1, atol=1e-4)
+    assert not out[0][~covered].any(), "beyond its slab FLAIR reads as missing, not as darker than the brain"
+    brain = volumes[2] != 0
+    assert np.allclose(out[2][brain].mean(), 0, atol=1e-5) and not out[2][~brain].any()
+
+
 @pytest.mark.parametrize("name", ["brats2021", "brats2023"])
 def test_labels_and_channels_round_trip(name):
     convention = label_convention(name)

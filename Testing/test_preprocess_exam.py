@@ -81,9 +81,9 @@ def test_a_clinical_exam_is_registered_and_resampled_to_the_model_grid(case, nat
     for sequence in ("flair", "t1", "t2"):
         assert any(step.startswith(f"registered {sequence} to t1ce: rotation ") for step in exam.steps)
     for channel in exam.image:
-        inside = channel[exam.mask]
-        assert abs(inside.mean()) < 1e-3 and abs(inside.std() - 1) < 1e-3
-        assert not channel[~exam.mask].any()
+        covered = channel != 0  # each sequence is z-scored over the part of the brain it covers
+        assert not channel[~exam.mask].any() and covered.sum() > 0.9 * exam.mask.sum()
+        assert abs(channel[covered].mean()) < 1e-3 and abs(channel[covered].std() - 1) < 1e-3
     fractions = [fraction for _, fraction in reports]
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and reports[-1] == ("prepared", 1.0)
     assert any(stage == "registering t2 to t1ce" for stage, _ in reports)

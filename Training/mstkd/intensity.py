@@ -1,7 +1,11 @@
 """Intensity normalisation from the sequences present: brain mask, z-score, zero-fill for the rest.
 
 The mask comes from the AVAILABLE sequences only, so a model never learns from (or leaks)
-information a missing sequence would have carried.
+information a missing sequence would have carried. Each sequence is z-scored over the voxels it
+covers (non-zero: inside the brain and inside its field of view); a voxel it does not cover reads
+0, the value of a missing sequence. On skull-stripped BraTS-style data every sequence covers the
+same brain; a clinical slab (a FLAIR that stops half-way up the brain) is then missing above its
+edge instead of looking darker than anything in the brain.
 """
 
 from __future__ import annotations
@@ -34,12 +38,15 @@ def zscore(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def normalise_sequences(volumes: np.ndarray, present: Sequence[bool]) -> np.ndarray:
-    """(4, D, H, W) raw volumes in canonical order -> z-scored present channels, absent ones zero."""
-    mask = brain_mask(volumes, present)
+    """(4, D, H, W) raw volumes in canonical order -> z-scored present channels, absent ones zero.
+
+    Each present channel is z-scored over its own non-zero voxels and is 0 elsewhere.
+    """
+    _check(volumes, present)
     out = np.zeros(volumes.shape, dtype=np.float32)
     for channel, available in enumerate(present):
         if available:
-            out[channel] = zscore(volumes[channel], mask)
+            out[channel] = zscore(volumes[channel], volumes[channel] != 0)
     return out
 
 

@@ -103,8 +103,8 @@ def prepare_exam(
     image = normalise_sequences(volumes, present)
     absent = [s for s in SEQUENCES if s not in inputs]
     steps.append(
-        f"z-scored {', '.join(s for s in SEQUENCES if s in inputs)} inside their brain mask "
-        f"({int(mask.sum())} voxels)" + (f"; {', '.join(absent)} absent (zero)" if absent else "")
+        f"z-scored {', '.join(s for s in SEQUENCES if s in inputs)}, each over the brain it covers "
+        f"(together {int(mask.sum())} voxels)" + (f"; {', '.join(absent)} absent (zero)" if absent else "")
     )
     report("prepared", 1.0)
     return PreparedExam(image, present, grid, reference_image, reference_name, steps, mask, registrations)
