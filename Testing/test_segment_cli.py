@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -207,10 +208,17 @@ def test_a_batch_killed_midway_finishes_on_restart_without_redoing_cases(
     running.wait(timeout=60)
     finished = {p.name: p.stat().st_mtime_ns for p in outputs.glob("*.nii.gz")}
     assert first.name in finished and len(finished) < len(cases)
+    # What a kill in the middle of writing a label map leaves, and one another run is writing now.
+    left_by_the_killed_run = outputs / f".{cases[-1]}.partial-{running.pid}.nii.gz"
+    being_written = outputs / f".{cases[-1]}.partial-{os.getppid()}.nii.gz"
+    for partial in (left_by_the_killed_run, being_written):
+        partial.write_bytes(b"half a label map")
 
     assert main(arguments) == 0
     printed = capsys.readouterr()
     assert f"{len(cases) - len(finished)} case(s) segmented, {len(finished)} skipped" in printed.out
+    assert f"removed {left_by_the_killed_run.name}, half-written by an interrupted run" in printed.err
+    assert not left_by_the_killed_run.exists() and being_written.exists()
     for case in cases:
         assert sitk.ReadImage(str(outputs / f"{case}.nii.gz")).GetSize() == (64, 64, 48)
         assert json.loads((outputs / f"{case}.json").read_text())["sequences"]

@@ -123,7 +123,7 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     from mstkd.dataset import MISSING_SEGMENTATION, MISSING_SEQUENCES, discover_cases
     from mstkd.errors import MSTKDError
     from mstkd.inference.events import scaled
-    from mstkd.inference.output import write_result
+    from mstkd.inference.output import remove_stale_partials, write_result
     from mstkd.inference.predictor import Predictor
     from mstkd.progress import progress
 
@@ -141,6 +141,8 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     if args.output_dir.exists() and not args.output_dir.is_dir():
         raise MSTKDError(f"{args.output_dir} is a file; give a folder for the label maps.")
     args.output_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in remove_stale_partials(args.output_dir):
+        print(f"mstkd segment: removed {leftover.name}, half-written by an interrupted run", file=sys.stderr)
 
     predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
     cases = discovery.cases
