@@ -3,11 +3,11 @@
 Each sequence is acquired as its protocol says (spacing, orientation, field of view) after the
 patient moved a little (a rigid turn of a few degrees and shift of a few millimetres, different
 per sequence), with the slice profile's blur for thick slices, then skull-stripped on its own
-grid, as a brain extraction tool would (so thick slices do not smear a halo of dim voxels
-around the brain): only grids, orientations, positions and coverage differ from the BraTS-grid
-images. The ground
-truth is acquired with the T1ce (same grid and motion), so it lies on the T1ce grid voxel for
-voxel. On a coarse phantom grid all spacings grow by the phantom's voxel size (fields of view stay).
+grid, as a brain extraction tool would (so thick slices do not smear a halo of dim voxels around
+the brain): only grids, orientations, positions and coverage differ from the BraTS-grid images.
+The ground truth is acquired with the T1ce (same grid and motion), so it lies on the T1ce grid
+voxel for voxel. On a coarse phantom grid all spacings grow by the phantom's voxel size (fields
+of view stay).
 """
 
 from __future__ import annotations
