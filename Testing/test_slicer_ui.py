@@ -21,6 +21,8 @@ QtWidgets = pytest.importorskip("PySide6.QtWidgets")
 from PySide6 import QtCore, QtGui, QtUiTools  # noqa: E402
 from slicer_helpers import MODULE_DIR, ROOT  # noqa: E402
 
+from mstkd.inference.registry import read_registry  # noqa: E402
+
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "MSTKDSegment.ui"
 MODULE_FILE = MODULE_DIR / "MSTKDSegment.py"
 SCREENSHOT = ROOT / "Resources" / "Screenshots" / "MSTKDSegment-panel.png"
@@ -180,10 +182,9 @@ def render(panel, path: Path) -> Path:
             child(panel, name).insertItem(0, text)
             child(panel, name).setCurrentIndex(0)
     child(panel, "referenceComboBox").addItems(["Automatic (T1Gd)", "FLAIR: BraTS-GLI-00042_flair"])
-    child(panel, "modelComboBox").addItems(["demo", "Model file..."])
-    child(panel, "modelDescriptionLabel").setText(
-        "Small MST-KDNet student trained on synthetic cases, to try the module (not for patients)."
-    )
+    demo = next(entry for entry in read_registry() if entry.name == "demo")
+    child(panel, "modelComboBox").addItems([demo.name, "Model file..."])
+    child(panel, "modelDescriptionLabel").setText(demo.description)
     child(panel, "modelPathLabel").hide()
     child(panel, "modelPathLineEdit").hide()
     child(panel, "inputsWarningLabel").hide()
@@ -191,14 +192,14 @@ def render(panel, path: Path) -> Path:
     apply = child(panel, "applyButton")
     apply.setEnabled(True)
     apply.setText("Cancel")
-    child(panel, "progressBar").setValue(62)
-    child(panel, "statusLabel").setText("infer: sliding window 15 of 24 (about 40 s left)")
+    child(panel, "progressBar").setValue(70)
+    child(panel, "statusLabel").setText("infer: sliding window 5 of 8 (about 1 s left)")
     child(panel, "resultLabel").setText("")
     child(panel, "logTextEdit").setPlainText(
         "Loaded FLAIR, T1Gd, T2.\n"
         "preflight: 3 sequences; T2 is on another grid: registering it to T1Gd\n"
-        "model: demo (sha256 9f2c41d0...)\n"
-        "infer: sliding window 15 of 24"
+        f"model: demo (sha256 {demo.sha256[:8]}...)\n"
+        "infer: sliding window 5 of 8"
     )
     panel.resize(PANEL_WIDTH, panel.sizeHint().height())
     panel.show()
