@@ -74,7 +74,7 @@ def soft_dice(network, cases, patch, labels) -> float:
 
 
 def trained_and_untrained(experiment, run: Path):
-    """Validation cases, and the run's exported student next to the same network at initialisation."""
+    """Validation cases, their label convention, the run's exported student and that network untrained."""
     labels = label_convention(experiment.data.labels)
     _, cases = usable_cases(experiment.data)
     val_cases = load_validation_cases(select(cases, read_split(RunFiles(run).split("val"))), labels)
@@ -82,7 +82,7 @@ def trained_and_untrained(experiment, run: Path):
     untrained = inference_network(experiment, build_networks(experiment)).eval()
     trained = inference_network(experiment, build_networks(experiment)).eval()
     trained.load_state_dict(load_checkpoint(RunFiles(run).student).state_dict)
-    return val_cases, trained, untrained
+    return val_cases, labels, trained, untrained
 
 
 def test_a_short_mstkd_training_beats_the_untrained_model_on_held_out_soft_dice(phantom_root, tmp_path):
@@ -92,8 +92,7 @@ def test_a_short_mstkd_training_beats_the_untrained_model_on_held_out_soft_dice(
     run = tmp_path / "run"
     assert Trainer(experiment, run).run() == 30
 
-    val_cases, trained, untrained = trained_and_untrained(experiment, run)
-    labels = label_convention(experiment.data.labels)
+    val_cases, labels, trained, untrained = trained_and_untrained(experiment, run)
     # The training objective's Dice: thresholded Dice of the full MST-KDNet objective does not
     # move in a CPU-sized run (see the test below).
     before = soft_dice(untrained, val_cases, experiment.patch, labels)
@@ -116,8 +115,7 @@ def test_a_short_training_of_the_student_beats_the_untrained_model_on_validation
     run = tmp_path / "run"
     assert Trainer(experiment, run).run() == 200
 
-    val_cases, trained, untrained = trained_and_untrained(experiment, run)
-    labels = label_convention(experiment.data.labels)
+    val_cases, labels, trained, untrained = trained_and_untrained(experiment, run)
     subsets = parse_subsets("all;flair,t2;t1ce")
     cpu = torch.device("cpu")
     before = validate(untrained, val_cases, subsets, experiment.patch, labels, cpu)
