@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from mstkd.cases import discover_cases
 from mstkd.cli.main import USER_ERROR_STATUS, main
 from mstkd.conventions import label_convention
-from mstkd.dataset import discover_cases
 
 SMALL = ["--shape", "64,64,48"]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mstkd.cases import discover_cases
 from mstkd.conventions import label_convention
-from mstkd.dataset import discover_cases
 from mstkd.experiment import build_networks, load_experiment
 from mstkd.training.data import TrainingDataset, collate
 from mstkd.training.steps import TrainingStep, trainable_module

@@ -16,8 +16,8 @@ from vtkmodules.vtkCommonCore import vtkStringArray
 from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
+from mstkd.cases import Case, discover_cases, find_case_files, name_a_few
 from mstkd.conventions import DISPLAY_NAMES, SEQUENCES
-from mstkd.dataset import Case, discover_cases, find_case_files, name_a_few
 from mstkd.errors import MSTKDError
 from mstkd.imageio import PathLike, image_extension, strip_image_extension
 

@@ -14,8 +14,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from mstkd.conventions import DEFAULT_LABELS, REGIONS, LabelConvention, check_labels, label_convention
-from mstkd.dataset import (
+from mstkd.cases import (
     DUPLICATE_CASE,
     DUPLICATE_FILE,
     UNREADABLE_FOLDER,
@@ -23,6 +22,7 @@ from mstkd.dataset import (
     discover_cases,
     name_a_few,
 )
+from mstkd.conventions import DEFAULT_LABELS, REGIONS, LabelConvention, check_labels, label_convention
 from mstkd.errors import MSTKDError
 from mstkd.imageio import (
     PathLike,

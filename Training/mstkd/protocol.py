@@ -15,8 +15,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from mstkd.cases import Case
 from mstkd.conventions import REGIONS, SEQUENCES, Subset, check_labels
-from mstkd.dataset import Case
 from mstkd.errors import MSTKDError
 from mstkd.imageio import image_to_array, read_image, same_grid
 from mstkd.inference.labelmap import predict_labels

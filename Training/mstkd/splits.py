@@ -9,7 +9,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mstkd.dataset import name_a_few
+from mstkd.cases import name_a_few
 from mstkd.errors import MSTKDError
 from mstkd.imageio import PathLike
 

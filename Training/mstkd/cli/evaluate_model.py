@@ -50,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the markdown table, write the files."""
+    from mstkd.cases import discover_cases
     from mstkd.conventions import SUBSETS, parse_subsets
-    from mstkd.dataset import discover_cases
     from mstkd.devices import resolve_device
     from mstkd.errors import MSTKDError
     from mstkd.inference.model import load_trained_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mstkd.dataset import NATIVE_FOLDER
+from mstkd.cases import NATIVE_FOLDER
 from mstkd.phantom.layout import DEFAULT_LAYOUT, LAYOUTS
 
 DESCRIPTION = """\

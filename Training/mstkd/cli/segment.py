@@ -119,8 +119,8 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
 
 
 def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
+    from mstkd.cases import MISSING_SEGMENTATION, MISSING_SEQUENCES, discover_cases
     from mstkd.conventions import parse_subset
-    from mstkd.dataset import MISSING_SEGMENTATION, MISSING_SEQUENCES, discover_cases
     from mstkd.errors import MSTKDError
     from mstkd.inference.events import scaled
     from mstkd.inference.output import remove_stale_partials, write_result

@@ -10,7 +10,7 @@ Small shapes keep the BraTS field of view with coarser isotropic voxels (see `gr
 
 from __future__ import annotations
 
-from mstkd.dataset import NATIVE_FOLDER
+from mstkd.cases import NATIVE_FOLDER
 from mstkd.phantom.generate import PhantomCase, generate_case, write_case, write_phantoms
 from mstkd.phantom.grid import BRATS_SIZE, brats_grid, parse_size
 from mstkd.phantom.layout import LAYOUTS, get_layout

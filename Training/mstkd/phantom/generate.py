@@ -14,8 +14,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from mstkd.cases import NATIVE_FOLDER
 from mstkd.conventions import DEFAULT_LABELS, SEGMENTATION, SEQUENCES, convert_labels, label_convention
-from mstkd.dataset import NATIVE_FOLDER
 from mstkd.errors import MSTKDError
 from mstkd.imageio import PathLike, image_to_array, write_image
 from mstkd.phantom.anatomy import WORKERS, load_template, sample_anatomy

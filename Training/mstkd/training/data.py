@@ -23,8 +23,8 @@ from monai.transforms import (
     SpatialPadd,
 )
 
+from mstkd.cases import Case
 from mstkd.conventions import SEQUENCES, SUBSETS, LabelConvention, Subset, check_labels, label_convention
-from mstkd.dataset import Case
 from mstkd.errors import MSTKDError
 from mstkd.imageio import image_to_array, read_image
 from mstkd.intensity import normalise_sequences

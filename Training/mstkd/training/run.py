@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Tuple
 
-from mstkd.dataset import Case, Discovery, discover_cases
+from mstkd.cases import Case, Discovery, discover_cases
 from mstkd.errors import MSTKDError
 from mstkd.splits import PARTS, Split, random_split, read_split, write_split
 from mstkd.training.config import DataConfig

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mstkd.cases import Case
 from mstkd.conventions import REGIONS, LabelConvention, Subset, region_masks
-from mstkd.dataset import Case
 from mstkd.inference.labelmap import predict_labels
 from mstkd.intensity import brain_mask, normalise_sequences
 from mstkd.metrics import dice

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from mstkd.dataset import (
+from mstkd.cases import (
     DUPLICATE_CASE,
     DUPLICATE_FILE,
     MISSING_SEGMENTATION,
