@@ -15,7 +15,7 @@ import pytest
 import SimpleITK as sitk
 
 from mstkd.cli.main import main
-from mstkd.evaluation import evaluate_folders
+from mstkd.evaluation.folders import evaluate_folders
 from mstkd.imageio import array_to_image
 
 ET = 4  # brats2021: the enhancing label, so that WT, TC and ET are all the same cube

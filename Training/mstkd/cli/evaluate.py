@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write the requested files."""
-    from mstkd.evaluation import evaluate_folders
+    from mstkd.evaluation.folders import evaluate_folders
 
     result = evaluate_folders(
         args.gt,

@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from mstkd.conventions import SUBSETS, parse_subsets
     from mstkd.devices import resolve_device
     from mstkd.errors import MSTKDError
+    from mstkd.evaluation.protocol import evaluate_model
     from mstkd.inference.model import load_trained_model
     from mstkd.metrics import metric_convention
     from mstkd.progress import progress
-    from mstkd.protocol import evaluate_model
     from mstkd.splits import read_split
 
     subsets = SUBSETS if args.subsets.strip().lower() == EVERY_SUBSET else parse_subsets(args.subsets)
