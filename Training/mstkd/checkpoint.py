@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
 from mstkd.errors import MSTKDError
+from mstkd.files import atomic_write
 
 METADATA_KEY = "mstkd"
 WEIGHTS_DIGEST_KEY = "weights_sha256"
@@ -42,27 +41,6 @@ def sha256_of(path: Union[str, Path]) -> str:
         for chunk in iter(lambda: stream.read(_HASH_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def atomic_write(path: Union[str, Path], write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place.
-
-    A crash or kill midway leaves the previous file (or none), never a half-written one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def save_checkpoint(

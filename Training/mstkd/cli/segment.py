@@ -122,8 +122,9 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     from mstkd.cases import MISSING_SEGMENTATION, MISSING_SEQUENCES, discover_cases
     from mstkd.conventions import parse_subset
     from mstkd.errors import MSTKDError
+    from mstkd.files import remove_stale_partials
     from mstkd.inference.events import scaled
-    from mstkd.inference.output import remove_stale_partials, write_result
+    from mstkd.inference.output import write_result
     from mstkd.inference.predictor import Predictor
     from mstkd.progress import progress
 

@@ -1,1 +1,1 @@
-"""Evaluation: the 15-subset protocol of one model (`protocol`), and scoring folders of predictions (`folders`)."""
+"""Evaluation: the 15-subset protocol of a model (`protocol`); scoring folders of predictions (`folders`)."""

@@ -1,9 +1,8 @@
 """Writing a segmentation: the label map and its JSON summary, each atomically.
 
-The label map is renamed into place last, so a file under its final name is always complete and
-its summary beside it: a batch run that was interrupted can skip exactly the finished cases.
-The label map is first written under a hidden name that carries the writer's process id, so a
-later run can tell a file half-written by a killed process from one still being written.
+The label map is written under a partial name (mstkd.files) and renamed into place last, so a
+file under its final name is always complete and its summary beside it: a batch run that was
+interrupted can skip exactly the finished cases.
 """
 
 from __future__ import annotations
@@ -12,16 +11,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Optional, Union
 
-import psutil
-
-from mstkd.checkpoint import atomic_write
 from mstkd.errors import MSTKDError
-from mstkd.imageio import IMAGE_EXTENSIONS, image_extension, strip_image_extension, write_image
+from mstkd.files import atomic_write, partial_path
+from mstkd.imageio import IMAGE_EXTENSIONS, image_extension, write_image
 from mstkd.inference.predictor import SegmentationResult
-
-PARTIAL_MARK = ".partial-"
 
 
 def check_output_path(path: Union[str, Path]) -> Path:
@@ -48,10 +43,7 @@ def write_result(
     """
     output = check_output_path(output)
     started = time.perf_counter()
-    # Hidden, per process, and with the right extension (SimpleITK picks the format from it).
-    partial = output.with_name(
-        f".{strip_image_extension(output)}{PARTIAL_MARK}{os.getpid()}{image_extension(output)}"
-    )
+    partial = partial_path(output, image_extension(output))
     try:
         write_image(result.labels, partial)
         data = result.summary(output)
@@ -65,17 +57,6 @@ def write_result(
         if partial.exists():
             partial.unlink()
     return data
-
-
-def remove_stale_partials(folder: Union[str, Path]) -> List[Path]:
-    """Delete the label maps in `folder` half-written by processes that no longer run; returns them."""
-    removed = []
-    for path in sorted(Path(folder).glob(f".*{PARTIAL_MARK}*")):
-        writer = path.name.split(PARTIAL_MARK, 1)[1].split(".", 1)[0]
-        if writer.isdigit() and not psutil.pid_exists(int(writer)):
-            path.unlink()
-            removed.append(path)
-    return removed
 
 
 def _write_readable(path: Path, text: str) -> None:

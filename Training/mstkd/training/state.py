@@ -7,8 +7,8 @@ from typing import Any, Dict, Union
 
 import torch
 
-from mstkd.checkpoint import atomic_write
 from mstkd.errors import MSTKDError
+from mstkd.files import atomic_write
 
 
 def rng_state() -> Dict[str, Any]:
