@@ -17,8 +17,8 @@ from mstkd.checkpoint import load_checkpoint
 from mstkd.cli.main import main
 from mstkd.conventions import label_convention, parse_subsets
 from mstkd.experiment import build_networks, inference_network, load_experiment
-from mstkd.inference.window import predict_scores, score_function
 from mstkd.intensity import normalise_sequences
+from mstkd.prediction.window import predict_scores, score_function
 from mstkd.splits import read_split
 from mstkd.targets import labels_to_channels
 from mstkd.training.data import LABEL, RAW

@@ -10,9 +10,9 @@ from torch import nn
 
 from mstkd.cases import Case
 from mstkd.conventions import REGIONS, LabelConvention, Subset, region_masks
-from mstkd.inference.labelmap import predict_labels
 from mstkd.intensity import brain_mask, normalise_sequences
 from mstkd.metrics import dice
+from mstkd.prediction.labelmap import predict_labels
 from mstkd.training.data import LABEL, RAW, cached_transform, case_record
 
 MEAN = "mean"

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from mstkd.conventions import LabelConvention
-from mstkd.inference.window import ScoreFunction, predict_scores, score_function
 from mstkd.intensity import brain_mask
+from mstkd.prediction.window import ScoreFunction, predict_scores, score_function
 from mstkd.targets import channels_to_labels
 
 Box = Tuple[slice, slice, slice]
