@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Describe the config's networks: parameter counts, patch, outputs."""
     from mstkd.experiment import load_experiment
-    from mstkd.models.summary import describe, meta_networks, parameter_count
+    from mstkd.experiment.summary import describe, meta_networks, parameter_count
 
     config = load_experiment(args.config, args.overrides)
     networks = meta_networks(config)

@@ -26,9 +26,9 @@ from monai.transforms import (
 from mstkd.cases import Case
 from mstkd.conventions import SEQUENCES, SUBSETS, LabelConvention, Subset, check_labels, label_convention
 from mstkd.errors import MSTKDError
+from mstkd.experiment.sections import Augmentation, DataConfig
 from mstkd.imageio import image_to_array, read_image
 from mstkd.intensity import normalise_sequences
-from mstkd.training.config import Augmentation, DataConfig
 
 # Keys of one training sample.
 RAW, TEACHER, STUDENT, LABEL, PRESENT = "raw", "teacher_image", "student_image", "label", "present"

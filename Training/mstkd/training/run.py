@@ -8,8 +8,8 @@ from typing import Tuple
 
 from mstkd.cases import Case, Discovery, discover_cases
 from mstkd.errors import MSTKDError
+from mstkd.experiment.sections import DataConfig
 from mstkd.splits import PARTS, Split, random_split, read_split, write_split
-from mstkd.training.config import DataConfig
 
 
 @dataclass(frozen=True)

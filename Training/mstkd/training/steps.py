@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from mstkd.conventions import LabelConvention
 from mstkd.devices import autocast
 from mstkd.experiment import ExperimentConfig, Networks
+from mstkd.experiment.sections import TrainConfig
 from mstkd.losses.objective import (
     BaselineObjective,
     MAGMSObjective,
@@ -24,7 +25,6 @@ from mstkd.losses.objective import (
 )
 from mstkd.models.outputs import MSTKDNetOutput
 from mstkd.targets import labels_to_channels
-from mstkd.training.config import TrainConfig
 from mstkd.training.data import LABEL, STUDENT, TEACHER
 
 DISCRIMINATOR_TERM = "discriminator"

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from mstkd.conventions import MODEL_CHANNELS, SEQUENCES
-from mstkd.experiment import ExperimentConfig, build_networks
+from mstkd.experiment.definition import ExperimentConfig
+from mstkd.experiment.networks import build_networks
 from mstkd.models.mstkdnet import MSTKDNet
 
 

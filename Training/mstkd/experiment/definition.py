@@ -1,4 +1,4 @@
-"""An experiment config: the method, its network sizes, the patch, the loss, and its networks.
+"""An experiment config: the method, its network sizes, the patch, the loss, the data and the training.
 
 Top-level sections of an experiment YAML:
   method: mstkd | magms | baseline
@@ -12,23 +12,15 @@ The baseline is the MST-KDNet student trained alone with modality dropout: no ne
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
-
-import torch
-from torch import nn
+from typing import Any, Dict, Iterable, Mapping, Tuple, Union
 
 from mstkd.config import apply_overrides, convert, from_mapping, read_config_file
 from mstkd.errors import MSTKDError
+from mstkd.experiment.sections import DataConfig, TrainConfig
 from mstkd.losses.config import LossConfig
 from mstkd.models.config import ENCODER_STRIDE, MAGMSConfig, MSTKDNetConfig
-from mstkd.models.discriminator import StyleDiscriminator
-from mstkd.models.magms import MAGMSNet
-from mstkd.models.mstkdnet import MSTKDNet
-from mstkd.training.config import DataConfig, TrainConfig
 
 METHODS: Tuple[str, ...] = ("mstkd", "magms", "baseline")
 MODEL_SECTIONS: Dict[str, type] = {"mstkd": MSTKDNetConfig, "baseline": MSTKDNetConfig, "magms": MAGMSConfig}
@@ -97,50 +89,3 @@ def experiment_from_mapping(data: Mapping[str, Any]) -> ExperimentConfig:
 def load_experiment(path: Union[str, Path], overrides: Iterable[str] = ()) -> ExperimentConfig:
     """Read an experiment YAML (with `extends:`) and apply `section.key=value` overrides."""
     return experiment_from_mapping(apply_overrides(read_config_file(path), overrides))
-
-
-@dataclass
-class Networks:
-    """The networks an experiment trains; the ones its method does not use are None."""
-
-    teacher: Optional[MSTKDNet] = None
-    student: Optional[MSTKDNet] = None
-    discriminator: Optional[StyleDiscriminator] = None
-    network: Optional[MAGMSNet] = None
-
-    def named(self) -> Dict[str, nn.Module]:
-        """The networks present by role: teacher, student, discriminator; student; or network."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not None
-        }
-
-
-def build_networks(config: ExperimentConfig, device: Optional[torch.device] = None) -> Networks:
-    """Fresh networks for `config`, created directly on `device` (torch.device('meta') costs no memory)."""
-    with torch.device(device) if device is not None else contextlib.nullcontext():
-        if config.method == "magms":
-            return Networks(network=MAGMSNet(config.model))
-        student = MSTKDNet(config.model, config.patch)
-        if config.method == "baseline":
-            return Networks(student=student)
-        discriminator = StyleDiscriminator(
-            student.style_channels, config.model.discriminator_widths, student.style_size
-        )
-        return Networks(
-            teacher=MSTKDNet(config.model, config.patch), student=student, discriminator=discriminator
-        )
-
-
-def build_inference_network(config: ExperimentConfig, device: Optional[torch.device] = None) -> nn.Module:
-    """The one network inference runs: the MST-KDNet student (mstkd, baseline) or MAG-MS."""
-    with torch.device(device) if device is not None else contextlib.nullcontext():
-        if config.method == "magms":
-            return MAGMSNet(config.model)
-        return MSTKDNet(config.model, config.patch)
-
-
-def inference_network(config: ExperimentConfig, networks: Networks) -> nn.Module:
-    """Of a training run's networks, the one inference uses (and the one a model file holds)."""
-    return networks.network if config.method == "magms" else networks.student
