@@ -20,7 +20,7 @@ from mstkd.checkpoint import save_checkpoint
 from mstkd.conventions import DEFAULT_LABELS, SEQUENCES, Subset, make_subset
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_inference_network
-from mstkd.inference.model import model_metadata
+from mstkd.inference.model_file import model_metadata
 from mstkd.inference.output import write_result
 from mstkd.inference.predictor import Predictor
 

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from mstkd.devices import resolve_device
     from mstkd.errors import MSTKDError
     from mstkd.evaluation.protocol import evaluate_model
-    from mstkd.inference.model import load_trained_model
+    from mstkd.inference.model_file import load_trained_model
     from mstkd.metrics import metric_convention
     from mstkd.progress import progress
     from mstkd.splits import read_split

@@ -19,7 +19,7 @@ from mstkd.cases import Case
 from mstkd.conventions import REGIONS, SEQUENCES, Subset, check_labels
 from mstkd.errors import MSTKDError
 from mstkd.imageio import image_to_array, read_image, same_grid
-from mstkd.inference.model import TrainedModel
+from mstkd.inference.model_file import TrainedModel
 from mstkd.intensity import brain_mask, normalise_sequences
 from mstkd.metrics import MetricConvention, RegionScore, region_scores
 from mstkd.prediction.labelmap import predict_labels

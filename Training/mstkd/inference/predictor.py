@@ -27,7 +27,7 @@ from mstkd.devices import resolve_device, supports_bf16
 from mstkd.errors import MSTKDError
 from mstkd.imageio import array_to_image, image_to_array, read_image
 from mstkd.inference.events import ProgressCallback, ProgressTracker
-from mstkd.inference.model import load_trained_model
+from mstkd.inference.model_file import load_trained_model
 from mstkd.inference.registry import ModelEntry, resolve_model
 from mstkd.inference.volumes import region_volumes_ml
 from mstkd.prediction.labelmap import predict_labels

@@ -24,7 +24,7 @@ from mstkd.conventions import SEQUENCES, SUBSETS, label_convention, parse_subset
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_networks, inference_network
 from mstkd.imageio import read_spacing
-from mstkd.inference.model import model_metadata
+from mstkd.inference.model_file import model_metadata
 from mstkd.splits import Split
 from mstkd.training import distributed
 from mstkd.training.data import TrainingDataset, collate
