@@ -1,5 +1,8 @@
 """Model files: safetensors weights plus JSON metadata, identified by sha256, written atomically.
 
+The format training writes and inference reads: the weights, their digest, and the metadata
+(`model_metadata`) from which `experiment_of` rebuilds what the weights belong to.
+
 Nothing here unpickles: a checkpoint is tensors and text, so a user's file can never run code.
 """
 
@@ -9,18 +12,23 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
+from mstkd.config import to_mapping
+from mstkd.conventions import MODEL_CHANNELS, SEQUENCES
 from mstkd.errors import MSTKDError
+from mstkd.experiment import ExperimentConfig, experiment_from_mapping
 from mstkd.files import atomic_write
 
 METADATA_KEY = "mstkd"
 WEIGHTS_DIGEST_KEY = "weights_sha256"
 FORMAT_VERSION = 1
+# What a model file must record for inference (model_metadata writes it).
+MODEL_METADATA = ("experiment", "sequences", "channels", "labels", "spacing")
 _HASH_CHUNK = 1 << 20
 
 
@@ -85,6 +93,38 @@ def load_checkpoint(path: Union[str, Path], expected_sha256: Optional[str] = Non
             "damaged or altered. Delete it and get it again."
         )
     return Checkpoint(path, state_dict, metadata, digest)
+
+
+def model_metadata(
+    experiment: ExperimentConfig, labels: str, spacing: Tuple[float, ...], **extra: Any
+) -> Dict[str, Any]:
+    """What a model file records about itself: what `experiment_of` and inference need, plus `extra`."""
+    return {
+        "experiment": to_mapping(experiment),
+        "method": experiment.method,
+        "sequences": list(SEQUENCES),
+        "channels": list(MODEL_CHANNELS),
+        "labels": labels,
+        "spacing": [float(s) for s in spacing],
+        "patch": list(experiment.patch),
+        **extra,
+    }
+
+
+def experiment_of(checkpoint: Checkpoint) -> ExperimentConfig:
+    """The experiment a model file records, refusing a file that lacks what inference needs."""
+    metadata = checkpoint.metadata
+    missing = [key for key in MODEL_METADATA if key not in metadata]
+    if missing:
+        raise MSTKDError(
+            f"{checkpoint.path} lacks the metadata {', '.join(missing)}; it was not exported by mstkd."
+        )
+    if list(metadata["sequences"]) != list(SEQUENCES) or list(metadata["channels"]) != list(MODEL_CHANNELS):
+        raise MSTKDError(
+            f"{checkpoint.path} was trained with sequences {metadata['sequences']} and channels "
+            f"{metadata['channels']}; this version expects {list(SEQUENCES)} and {list(MODEL_CHANNELS)}."
+        )
+    return experiment_from_mapping(metadata["experiment"])
 
 
 def weights_digest(tensors: Mapping[str, torch.Tensor]) -> str:

@@ -16,11 +16,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from mstkd.bench.measure import BYTES_PER_MIB, PeakRSS, measure
-from mstkd.checkpoint import save_checkpoint
+from mstkd.checkpoint import model_metadata, save_checkpoint
 from mstkd.conventions import DEFAULT_LABELS, SEQUENCES, Subset, make_subset
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_inference_network
-from mstkd.inference.model_file import model_metadata
 from mstkd.inference.output import write_result
 from mstkd.inference.predictor import Predictor
 

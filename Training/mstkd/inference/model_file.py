@@ -1,4 +1,4 @@
-"""A trained model ready for inference: the network rebuilt from its file's own metadata."""
+"""A model file loaded for inference: the network rebuilt from the file's own metadata."""
 
 from __future__ import annotations
 
@@ -9,29 +9,10 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from mstkd.checkpoint import Checkpoint, load_checkpoint
-from mstkd.config import to_mapping
-from mstkd.conventions import MODEL_CHANNELS, SEQUENCES, LabelConvention, label_convention
+from mstkd.checkpoint import experiment_of, load_checkpoint
+from mstkd.conventions import LabelConvention, label_convention
 from mstkd.errors import MSTKDError
-from mstkd.experiment import ExperimentConfig, build_inference_network, experiment_from_mapping
-
-REQUIRED_METADATA = ("experiment", "sequences", "channels", "labels", "spacing")
-
-
-def model_metadata(
-    experiment: ExperimentConfig, labels: str, spacing: Tuple[float, ...], **extra: Any
-) -> Dict[str, Any]:
-    """What a model file records about itself: what `load_trained_model` needs, plus `extra`."""
-    return {
-        "experiment": to_mapping(experiment),
-        "method": experiment.method,
-        "sequences": list(SEQUENCES),
-        "channels": list(MODEL_CHANNELS),
-        "labels": labels,
-        "spacing": [float(s) for s in spacing],
-        "patch": list(experiment.patch),
-        **extra,
-    }
+from mstkd.experiment import ExperimentConfig, build_inference_network
 
 
 @dataclass
@@ -65,7 +46,7 @@ def load_trained_model(
 ) -> TrainedModel:
     """Read a model file (refusing damaged or foreign ones) and rebuild its network on `device`."""
     checkpoint = load_checkpoint(path, expected_sha256)
-    experiment = _experiment_of(checkpoint)
+    experiment = experiment_of(checkpoint)
     network = build_inference_network(experiment, torch.device("meta"))
     try:
         network.load_state_dict(checkpoint.state_dict, strict=True, assign=True)
@@ -76,20 +57,3 @@ def load_trained_model(
         ) from None
     network.to(device).eval()
     return TrainedModel(network, experiment, checkpoint.metadata, checkpoint.path, checkpoint.sha256)
-
-
-def _experiment_of(checkpoint: Checkpoint) -> ExperimentConfig:
-    metadata = checkpoint.metadata
-    missing = [
-        key for key in ("experiment", "sequences", "channels", "labels", "spacing") if key not in metadata
-    ]
-    if missing:
-        raise MSTKDError(
-            f"{checkpoint.path} lacks the metadata {', '.join(missing)}; it was not exported by mstkd."
-        )
-    if list(metadata["sequences"]) != list(SEQUENCES) or list(metadata["channels"]) != list(MODEL_CHANNELS):
-        raise MSTKDError(
-            f"{checkpoint.path} was trained with sequences {metadata['sequences']} and channels "
-            f"{metadata['channels']}; this version expects {list(SEQUENCES)} and {list(MODEL_CHANNELS)}."
-        )
-    return experiment_from_mapping(metadata["experiment"])

@@ -18,13 +18,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from mstkd.checkpoint import load_checkpoint, save_checkpoint
+from mstkd.checkpoint import load_checkpoint, model_metadata, save_checkpoint
 from mstkd.config import to_mapping
 from mstkd.conventions import SEQUENCES, SUBSETS, label_convention, parse_subsets
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_networks, inference_network
 from mstkd.imageio import read_spacing
-from mstkd.inference.model_file import model_metadata
 from mstkd.splits import Split
 from mstkd.training import distributed
 from mstkd.training.data import TrainingDataset, collate
