@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mstkd.config import from_mapping, read_config_file
 from mstkd.errors import MSTKDError
 from mstkd.losses.config import LossConfig
+from mstkd.typed_config import from_mapping, read_config_file
 
 CONFIGS = Path(__file__).resolve().parents[1] / "Training" / "configs"
 ABLATIONS = {

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mstkd.config import to_mapping
 from mstkd.errors import MSTKDError
 from mstkd.experiment import build_networks, experiment_from_mapping, load_experiment
 from mstkd.losses.config import LossConfig
 from mstkd.models.config import MAGMSConfig, MSTKDNetConfig
+from mstkd.typed_config import to_mapping
 
 CONFIGS = Path(__file__).resolve().parents[1] / "Training" / "configs"
 

@@ -18,11 +18,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from mstkd.config import to_mapping
 from mstkd.conventions import MODEL_CHANNELS, SEQUENCES
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, experiment_from_mapping
 from mstkd.files import atomic_write
+from mstkd.typed_config import to_mapping
 
 METADATA_KEY = "mstkd"
 WEIGHTS_DIGEST_KEY = "weights_sha256"

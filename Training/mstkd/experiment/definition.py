@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Tuple, Union
 
-from mstkd.config import apply_overrides, convert, from_mapping, read_config_file
 from mstkd.errors import MSTKDError
 from mstkd.experiment.sections import DataConfig, TrainConfig
 from mstkd.losses.config import LossConfig
 from mstkd.models.config import ENCODER_STRIDE, MAGMSConfig, MSTKDNetConfig
+from mstkd.typed_config import apply_overrides, convert, from_mapping, read_config_file
 
 METHODS: Tuple[str, ...] = ("mstkd", "magms", "baseline")
 MODEL_SECTIONS: Dict[str, type] = {"mstkd": MSTKDNetConfig, "baseline": MSTKDNetConfig, "magms": MAGMSConfig}
@@ -64,7 +64,7 @@ class ExperimentConfig:
 
 
 def experiment_from_mapping(data: Mapping[str, Any]) -> ExperimentConfig:
-    """Build an ExperimentConfig from parsed YAML (or from `config.to_mapping` of one)."""
+    """Build an ExperimentConfig from parsed YAML (or from `typed_config.to_mapping` of one)."""
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise MSTKDError(

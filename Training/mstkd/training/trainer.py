@@ -19,7 +19,6 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mstkd.checkpoint import load_checkpoint, model_metadata, save_checkpoint
-from mstkd.config import to_mapping
 from mstkd.conventions import SEQUENCES, SUBSETS, label_convention, parse_subsets
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_networks, inference_network
@@ -32,6 +31,7 @@ from mstkd.training.sampler import EpochStream
 from mstkd.training.state import load_training_state, restore_rng_state, rng_state, save_training_state
 from mstkd.training.steps import StepResult, TrainingStep, trainable_module
 from mstkd.training.validation import MEAN, load_validation_cases, validate
+from mstkd.typed_config import to_mapping
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 NO_SCORE = -1.0

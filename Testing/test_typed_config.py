@@ -7,8 +7,8 @@ from typing import Optional, Tuple
 
 import pytest
 
-from mstkd.config import apply_overrides, from_mapping, read_config_file, to_mapping
 from mstkd.errors import MSTKDError
+from mstkd.typed_config import apply_overrides, from_mapping, read_config_file, to_mapping
 
 
 @dataclass(frozen=True)
