@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -92,7 +95,23 @@ def test_fifteen_subsets_in_the_papers_column_order():
         "all",
     ]
     assert len(set(SUBSETS)) == 15
-    assert all(s.sequences == tuple(q for q in SEQUENCES if q in s) for s in SUBSETS)
+    assert all(s.sequences == tuple(sorted(s.sequences, key=SEQUENCES.index)) for s in SUBSETS)
+    assert parse_subset("t2,T1Gd").absent == ("flair", "t1")
+
+
+def test_only_the_conventions_put_sequences_in_canonical_order():
+    """Code takes a Subset or a SequenceMap instead of filtering SEQUENCES by hand."""
+    root = Path(__file__).resolve().parents[1]
+    by_hand = re.compile(r"for \w+ in SEQUENCES if")
+    found = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("Training/mstkd", "MSTKDSegment", "Testing")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "conventions.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if by_hand.search(line)
+    ]
+    assert not found, found
 
 
 def test_user_subset_strings():

@@ -73,7 +73,7 @@ def test_brats_style_inputs_pass_through_without_resampling(case):
 def test_a_clinical_exam_is_registered_and_resampled_to_the_model_grid(case, native_exam, reports):
     exam = native_exam
     assert exam.reference_name == "t1ce" and exam.reference is case.native_images["t1ce"]
-    assert exam.present == (True,) * 4 and exam.sequences == SEQUENCES
+    assert exam.present == (True,) * 4 and exam.subset.sequences == SEQUENCES
     assert exam.model_grid.GetDirection() == IDENTITY_DIRECTION
     assert exam.model_grid.GetSpacing() == MODEL_SPACING
     assert exam.image.shape == (4, *exam.model_grid.GetSize()) and exam.image.dtype == np.float32

@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 from scipy.spatial.transform import Rotation
 
+from mstkd.conventions import SUBSETS
 from mstkd.errors import MSTKDError
 from mstkd.imageio import image_to_array, same_grid
 from mstkd.preprocess.exam import PreparedExam, labels_to_model, labels_to_reference
@@ -28,7 +29,7 @@ SAGITTAL = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 def exam_on(reference: sitk.Image, spacing) -> PreparedExam:
     grid = model_grid(reference, spacing)
-    return PreparedExam(np.zeros((4, *grid.GetSize()), np.float32), (True,) * 4, grid, reference, "t1ce", [])
+    return PreparedExam(np.zeros((4, *grid.GetSize()), np.float32), SUBSETS[-1], grid, reference, "t1ce", [])
 
 
 def test_an_identity_grid_at_the_model_spacing_is_the_model_grid():

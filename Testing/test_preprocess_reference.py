@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from mstkd.conventions import SequenceMap, sequence_map
 from mstkd.errors import MSTKDError
 from mstkd.preprocess import choose_reference
-from mstkd.preprocess.reference import canonical_inputs
 
 
 @pytest.mark.parametrize(
@@ -39,9 +39,13 @@ def test_an_override_that_is_not_an_input_is_refused():
         choose_reference([])
 
 
-def test_inputs_are_keyed_by_canonical_name_once_each():
-    assert canonical_inputs({"T1Gd": 1, "t2f": 2, "t1n": None}) == {"t1ce": 1, "flair": 2}
+def test_inputs_are_keyed_by_canonical_name_once_each_in_canonical_order():
+    inputs = sequence_map({"T1Gd": 1, "t2f": 2, "t1n": None})
+    assert list(inputs.items()) == [("flair", 2), ("t1ce", 1)]
+    assert inputs.subset.sequences == ("flair", "t1ce") and sequence_map(inputs) is inputs
     with pytest.raises(MSTKDError, match="'t1c' and 'T1Gd' both name the t1ce sequence"):
-        canonical_inputs({"t1c": 1, "T1Gd": 2})
+        sequence_map({"t1c": 1, "T1Gd": 2})
     with pytest.raises(MSTKDError, match="No sequence was given"):
-        canonical_inputs({"flair": None})
+        choose_reference(sequence_map({"flair": None}))
+    with pytest.raises(ValueError, match="canonical"):
+        SequenceMap({"T1Gd": 1})  # aliases are for sequence_map, which checks a user's input

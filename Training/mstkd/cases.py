@@ -9,13 +9,20 @@ Files are grouped by (folder, case id).
 from __future__ import annotations
 
 import os
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from mstkd.conventions import SEGMENTATION, SEQUENCE_ALIASES, SEQUENCES
+from mstkd.conventions import (
+    NAME_SEPARATOR,
+    NAME_WORD,
+    SEGMENTATION,
+    SEQUENCE_ALIASES,
+    SEQUENCES,
+    SequenceMap,
+    canonical_order,
+)
 from mstkd.errors import MSTKDError
 from mstkd.imageio import IMAGE_EXTENSIONS, PathLike, image_extension, strip_image_extension
 
@@ -25,9 +32,6 @@ NATIVE_FOLDER = "native"
 
 # Words that may sit between the case id and the sequence token (FeTS: `_brain_t1`, `_final_seg`).
 QUALIFIERS = frozenset({"brain", "final"})
-
-# The separators `conventions.normalise_name` treats as one space.
-_SEPARATOR = re.compile(r"[\s_\-.]+")
 
 MISSING_SEQUENCES = "missing-sequences"
 MISSING_SEGMENTATION = "missing-segmentation"
@@ -42,14 +46,14 @@ class Case:
     """One case: the file of each sequence present and of the segmentation, if any."""
 
     case_id: str
-    sequences: Mapping[str, Path]
+    sequences: SequenceMap[Path]
     segmentation: Optional[Path] = None
     folder: Optional[Path] = None
 
     @property
     def missing(self) -> Tuple[str, ...]:
         """The canonical sequences this case lacks."""
-        return tuple(s for s in SEQUENCES if s not in self.sequences)
+        return canonical_order(set(SEQUENCES) - set(self.sequences))
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def parse_file_name(path: PathLike) -> Optional[Tuple[str, str]]:
     if image_extension(path) is None:
         return None
     stem = strip_image_extension(path)
-    tokens = [t for t in _SEPARATOR.split(stem) if t]
+    tokens = [t for t in NAME_SEPARATOR.split(stem) if t]
     # Two-token aliases first, so that 'caseA_t2_flair' is FLAIR and 't1_native' is T1.
     for width in (2, 1):
         if len(tokens) < width:
@@ -221,7 +225,7 @@ def _build_cases(
 
 
 def _make_case(case_id: str, folder: Path, files: Mapping[str, List[Path]]) -> Case:
-    sequences = {s: files[s][0] for s in SEQUENCES if s in files}
+    sequences = SequenceMap({s: paths[0] for s, paths in files.items() if s != SEGMENTATION})
     segmentation = files[SEGMENTATION][0] if SEGMENTATION in files else None
     return Case(case_id, sequences, segmentation, folder)
 
@@ -235,7 +239,7 @@ def _original_prefix(stem: str, n_tokens: int) -> str:
     """The stem up to the end of its first `n_tokens` tokens, separators inside kept as written."""
     if n_tokens == 0:
         return ""
-    ends = [m.end() for m in re.finditer(r"[^\s_\-.]+", stem)]
+    ends = [m.end() for m in NAME_WORD.finditer(stem)]
     return stem[: ends[n_tokens - 1]]
 
 

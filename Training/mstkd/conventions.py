@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, Iterator, Mapping, Optional, Tuple, TypeVar
 
 import numpy as np
 
@@ -22,15 +22,21 @@ DISPLAY_NAMES: Dict[str, str] = {"flair": "FLAIR", "t1": "T1", "t1ce": "T1Gd", "
 # Name of the ground-truth file in every BraTS/FeTS release.
 SEGMENTATION = "seg"
 
-# Every name a sequence goes by: file suffixes of all releases and words used in
-# DICOM series descriptions. Keys are normalised with `normalise_name`.
-_ALIASES: Dict[str, Tuple[str, ...]] = {
-    "flair": ("flair", "t2f", "t2flair", "t2-flair", "t2_flair", "dark fluid", "darkfluid"),
-    "t1": ("t1", "t1n", "t1w", "t1native", "t1_native", "t1 pre", "t1pre", "t1 precontrast", "native t1"),
+# The short names of each sequence, the canonical one first: the file-name suffixes of the BraTS
+# and FeTS releases, and T1Gd. `mstkd segment` takes each as an option (--flair, --t2f, ...).
+SHORT_NAMES: Dict[str, Tuple[str, ...]] = {
+    "flair": ("flair", "t2f"),
+    "t1": ("t1", "t1n"),
+    "t1ce": ("t1ce", "t1c", "t1gd"),
+    "t2": ("t2", "t2w"),
+}
+
+# Every other name a sequence goes by: spellings in file names and words used in DICOM series
+# descriptions. Keys are normalised with `normalise_name`.
+_LONG_NAMES: Dict[str, Tuple[str, ...]] = {
+    "flair": ("t2flair", "t2-flair", "t2_flair", "dark fluid", "darkfluid"),
+    "t1": ("t1w", "t1native", "t1_native", "t1 pre", "t1pre", "t1 precontrast", "native t1"),
     "t1ce": (
-        "t1ce",
-        "t1c",
-        "t1gd",
         "t1-gd",
         "t1_gd",
         "t1post",
@@ -50,13 +56,19 @@ _ALIASES: Dict[str, Tuple[str, ...]] = {
         "+c",
         "c+",
     ),
-    "t2": ("t2", "t2w", "t2 weighted", "t2-weighted"),
+    "t2": ("t2 weighted", "t2-weighted"),
 }
+_ALIASES: Dict[str, Tuple[str, ...]] = {s: SHORT_NAMES[s] + _LONG_NAMES[s] for s in SEQUENCES}
+
+# What separates the words of a name (file names, node names, series descriptions).
+_SEPARATOR_CHARACTERS = r"\s_\-."
+NAME_SEPARATOR = re.compile(f"[{_SEPARATOR_CHARACTERS}]+")
+NAME_WORD = re.compile(f"[^{_SEPARATOR_CHARACTERS}]+")
 
 
 def normalise_name(text: str) -> str:
     """Lower-case a name and turn runs of separators into one space."""
-    return re.sub(r"[\s_\-.]+", " ", text.strip().lower()).strip()
+    return NAME_SEPARATOR.sub(" ", text.strip().lower()).strip()
 
 
 SEQUENCE_ALIASES: Dict[str, str] = {
@@ -95,6 +107,12 @@ def guess_sequence(description: str) -> Optional[str]:
     return found.pop() if len(found) == 1 else None
 
 
+def canonical_order(sequences: Iterable[str]) -> Tuple[str, ...]:
+    """The canonical sequences among `sequences`, in canonical order (the one place that orders them)."""
+    chosen = set(sequences)
+    return tuple(s for s in SEQUENCES if s in chosen)
+
+
 @dataclass(frozen=True)
 class Subset:
     """A non-empty set of available sequences, kept in canonical order."""
@@ -118,6 +136,11 @@ class Subset:
         """One flag per canonical sequence: True where the sequence is present."""
         return tuple(s in self.sequences for s in SEQUENCES)
 
+    @property
+    def absent(self) -> Tuple[str, ...]:
+        """The canonical sequences not in the subset, in canonical order."""
+        return canonical_order(set(SEQUENCES) - set(self.sequences))
+
     def __contains__(self, sequence: object) -> bool:
         return sequence in self.sequences
 
@@ -127,10 +150,67 @@ class Subset:
 
 def make_subset(sequences: Iterable[str]) -> Subset:
     """Build a Subset from canonical names or aliases, in any order."""
-    chosen = {sequence_from_name(s) for s in sequences}
+    chosen = canonical_order(sequence_from_name(s) for s in sequences)
     if not chosen:
-        raise MSTKDError("Choose at least one sequence (flair, t1, t1ce, t2).")
-    return Subset(tuple(s for s in SEQUENCES if s in chosen))
+        raise MSTKDError(f"No sequence was given; give at least one of {', '.join(SEQUENCES)}.")
+    return Subset(chosen)
+
+
+Value = TypeVar("Value")
+
+
+class SequenceMap(Mapping[str, Value]):
+    """Something per sequence (a file, an image, a volume node), keyed by canonical name in canonical order.
+
+    A user's choice of sequences takes this form where it enters a process (`sequence_map` checks
+    it) and keeps it from there on: code that receives a SequenceMap trusts its keys and order.
+    """
+
+    def __init__(self, items: Mapping[str, Value]) -> None:
+        unknown = sorted(set(items) - set(SEQUENCES))
+        if unknown:
+            raise ValueError(f"SequenceMap keys must be canonical sequence names, not {unknown}")
+        self._items = {s: items[s] for s in canonical_order(items)}
+
+    def __getitem__(self, sequence: str) -> Value:
+        return self._items[sequence]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"SequenceMap({self._items!r})"
+
+    @property
+    def subset(self) -> Subset:
+        """The sequences present, as a Subset; an empty map is a user's mistake."""
+        return make_subset(self._items)
+
+
+def sequence_map(given: Mapping[str, Optional[Value]]) -> SequenceMap[Value]:
+    """A user's sequences keyed by canonical name (aliases accepted, None meaning absent), checked once.
+
+    A SequenceMap passes through unchanged: it was checked where it was built.
+    """
+    if isinstance(given, SequenceMap):
+        return given
+    canonical: Dict[str, Value] = {}
+    names: Dict[str, str] = {}
+    for name, item in given.items():
+        if item is None:
+            continue
+        sequence = sequence_from_name(name)
+        if sequence in canonical:
+            raise MSTKDError(
+                f"'{names[sequence]}' and '{name}' both name the {sequence} sequence; give each "
+                "sequence once."
+            )
+        canonical[sequence] = item
+        names[sequence] = name
+    return SequenceMap(canonical)
 
 
 # The paper's column order (MST-KDNet, METHOD.md section 1.5).
@@ -168,6 +248,10 @@ def parse_subsets(text: str) -> Tuple[Subset, ...]:
         return SUBSETS
     return tuple(parse_subset(part) for part in text.split(";") if part.strip())
 
+
+# The oldest PyTorch this code runs on; pyproject.toml requires the same (a test checks), and the
+# Slicer module asks the PyTorch extension for it.
+TORCH_VERSION_FLOOR = "2.4"
 
 # Where a user may ask computations to run ("cuda:N" picks one GPU); see devices.resolve_device.
 DEVICE_CHOICES: Tuple[str, ...] = ("auto", "cpu", "cuda")

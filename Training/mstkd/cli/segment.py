@@ -6,20 +6,20 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, TextIO, Tuple
+from typing import Iterator, List, Optional, TextIO, Tuple
 
-from mstkd.conventions import DEVICE_CHOICES, LABEL_CONVENTIONS, SEQUENCES
+from mstkd.conventions import (
+    DEVICE_CHOICES,
+    LABEL_CONVENTIONS,
+    SHORT_NAMES,
+    SequenceMap,
+    Subset,
+    sequence_map,
+)
 
 PROGRESS_CHOICES = ("text", "jsonl")
 # Share of the overall progress a single exam's segmentation takes; writing the files is the rest.
 SEGMENT_SHARE = 0.95
-# Option names of each sequence (the canonical one first; aliases of the releases after it).
-SEQUENCE_OPTIONS: Dict[str, Tuple[str, ...]] = {
-    "flair": ("--flair", "--t2f"),
-    "t1": ("--t1", "--t1n"),
-    "t1ce": ("--t1ce", "--t1c", "--t1gd"),
-    "t2": ("--t2", "--t2w"),
-}
 
 DESCRIPTION = """\
 Segment the tumour of one exam from the sequences it has (any of FLAIR, T1, T1ce, T2; files in
@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     exam = parser.add_argument_group("one exam")
-    for sequence, options in SEQUENCE_OPTIONS.items():
+    for sequence, names in SHORT_NAMES.items():
+        options = [f"--{name}" for name in names]
         exam.add_argument(*options, dest=sequence, type=Path, metavar="FILE", help=f"the {sequence} volume")
     exam.add_argument("-o", "--output", type=Path, metavar="OUT", help="label map to write (.nii.gz, .nrrd)")
     exam.add_argument("--summary", type=Path, metavar="OUT.json", help="also write a JSON summary here")
@@ -92,7 +93,7 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
     from mstkd.inference.predictor import Predictor
     from mstkd.preprocess.reference import choose_reference
 
-    files = {s: getattr(args, s) for s in SEQUENCES if getattr(args, s) is not None}
+    files = exam_files(args)
     if not files:
         raise MSTKDError(
             "Give at least one sequence: --flair, --t1, --t1ce or --t2 (each a NIfTI or NRRD file), "
@@ -103,11 +104,11 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
     if args.sequences:
         raise MSTKDError("--sequences goes with --input-dir; for one exam, give only the sequences to use.")
     output = check_output_path(args.output)
-    choose_reference(files, args.reference)  # a wrong --reference fails before any work
+    reference = choose_reference(files, args.reference)  # a wrong --reference fails before any work
 
     predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
     result = predictor.segment(
-        files, args.reference, progress=scaled(emit, 0.0, SEGMENT_SHARE), labels=args.labels
+        files, reference, progress=scaled(emit, 0.0, SEGMENT_SHARE), labels=args.labels
     )
     emit(ProgressEvent("write", SEGMENT_SHARE, f"writing {output}"))
     summary = write_result(result, output, args.summary)
@@ -128,13 +129,13 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     from mstkd.inference.predictor import Predictor
     from mstkd.progress import progress
 
-    given = [f"--{s}" for s in SEQUENCES if getattr(args, s) is not None]
+    given = [f"--{s}" for s in exam_files(args)]
     given += [name for name, value in (("-o", args.output), ("--summary", args.summary)) if value is not None]
     if given:
         raise MSTKDError(f"{', '.join(given)} name(s) one exam; with --input-dir, leave them out.")
     if args.input_dir is None or args.output_dir is None:
         raise MSTKDError("A folder of cases needs both --input-dir DIR and --output-dir DIR.")
-    wanted = parse_subset(args.sequences).sequences if args.sequences else None
+    wanted = parse_subset(args.sequences) if args.sequences else None
     discovery = discover_cases(args.input_dir)
     for problem in discovery.problems:
         if problem.kind not in (MISSING_SEGMENTATION, MISSING_SEQUENCES):
@@ -189,16 +190,21 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     return 1 if failed else 0
 
 
-def _case_files(case, wanted: Optional[Tuple[str, ...]]) -> Dict[str, Path]:
+def exam_files(args: argparse.Namespace) -> SequenceMap[Path]:
+    """The files of the one exam given with --flair, --t1, --t1ce, --t2 (or their short names)."""
+    return sequence_map({sequence: getattr(args, sequence) for sequence in SHORT_NAMES})
+
+
+def _case_files(case, wanted: Optional[Subset]) -> SequenceMap[Path]:
     """The files of a case to segment from: all it has, or exactly the --sequences asked for."""
     from mstkd.errors import MSTKDError
 
     if wanted is None:
-        return dict(case.sequences)
-    missing = [s for s in wanted if s not in case.sequences]
+        return case.sequences
+    missing = [s for s in wanted.sequences if s not in case.sequences]
     if missing:
         raise MSTKDError(f"the case lacks {', '.join(missing)}, asked for with --sequences")
-    return {s: case.sequences[s] for s in wanted}
+    return SequenceMap({s: case.sequences[s] for s in wanted.sequences})
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Union
 from mstkd.errors import MSTKDError
 from mstkd.files import atomic_write, partial_path
 from mstkd.imageio import IMAGE_EXTENSIONS, image_extension, write_image
-from mstkd.inference.predictor import SegmentationResult
+from mstkd.inference.result import SegmentationResult
 
 
 def check_output_path(path: Union[str, Path]) -> Path:

@@ -12,27 +12,26 @@ windows per batch, then on the CPU, and the result says so.
 from __future__ import annotations
 
 import gc
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 
-from mstkd.conventions import DISPLAY_NAMES, SEQUENCES, convert_labels, label_convention
+from mstkd.conventions import DISPLAY_NAMES, SequenceMap, convert_labels, label_convention, sequence_map
 from mstkd.devices import resolve_device, supports_bf16
 from mstkd.errors import MSTKDError
 from mstkd.imageio import array_to_image, image_to_array, read_image
 from mstkd.inference.events import ProgressCallback, ProgressTracker
 from mstkd.inference.model_file import load_trained_model
 from mstkd.inference.registry import ModelEntry, resolve_model
+from mstkd.inference.result import SegmentationResult
 from mstkd.inference.volumes import region_volumes_ml
 from mstkd.prediction.labelmap import predict_labels
 from mstkd.preprocess import PreparedExam, labels_to_reference, prepare_exam
-from mstkd.preprocess.reference import canonical_inputs, choose_reference
+from mstkd.preprocess.reference import choose_reference
 
 DEFAULT_MODEL = "demo"
 OVERLAP = 0.5
@@ -49,42 +48,6 @@ WINDOW_REPORT_INTERVAL_S = 0.25
 
 SequenceInput = Union[str, Path, sitk.Image]
 T = TypeVar("T")
-
-
-@dataclass
-class SegmentationResult:
-    """A label map on the reference grid, its region volumes, and what produced it."""
-
-    labels: sitk.Image
-    label_convention: str
-    volumes_ml: Dict[str, float]
-    sequences: Tuple[str, ...]
-    reference: str
-    model_name: str
-    model_path: Path
-    model_sha256: str
-    device: str
-    timings_s: Dict[str, float]
-    steps: List[str]
-    fallbacks: List[str] = field(default_factory=list)
-
-    def summary(self, output: Optional[Union[str, Path]] = None) -> Dict[str, Any]:
-        """The JSON summary `mstkd segment --summary` writes (and the Slicer module reads)."""
-        return {
-            "output": None if output is None else os.path.abspath(output),
-            "reference": self.reference,
-            "sequences": list(self.sequences),
-            "model": {
-                "name": self.model_name,
-                "path": os.path.abspath(self.model_path),
-                "sha256": self.model_sha256,
-            },
-            "device": self.device,
-            "labels": self.label_convention,
-            "volumes_ml": {key: round(value, 4) for key, value in self.volumes_ml.items()},
-            "timings_s": {key: round(value, 3) for key, value in self.timings_s.items()},
-            "steps": list(self.steps),
-        }
 
 
 class Predictor:
@@ -135,7 +98,7 @@ class Predictor:
         """
         report = ProgressTracker(progress)
         output_labels = label_convention(labels) if labels else self.model.labels
-        inputs = canonical_inputs(sequences)
+        inputs = sequence_map(sequences)
         reference = choose_reference(inputs, reference)
         timings: Dict[str, float] = {}
 
@@ -176,7 +139,7 @@ class Predictor:
             labels=image,
             label_convention=output_labels.name,
             volumes_ml=volumes,
-            sequences=tuple(s for s in SEQUENCES if s in images),
+            sequences=exam.subset.sequences,
             reference=exam.reference_name,
             model_name=self.name,
             model_path=self.model.path,
@@ -283,13 +246,11 @@ class _WindowProgress:
 
 
 def _read_all(
-    inputs: Mapping[str, SequenceInput], report: Callable[[float, str], None]
-) -> Dict[str, sitk.Image]:
-    """Each input as an image, in canonical order: files are read, images pass through."""
+    inputs: SequenceMap[SequenceInput], report: Callable[[float, str], None]
+) -> SequenceMap[sitk.Image]:
+    """Each input as an image: files are read, images pass through."""
     images: Dict[str, sitk.Image] = {}
-    ordered = [s for s in SEQUENCES if s in inputs]
-    for index, sequence in enumerate(ordered):
-        item = inputs[sequence]
+    for index, (sequence, item) in enumerate(inputs.items()):
         if isinstance(item, sitk.Image):
             images[sequence] = item
             continue
@@ -298,10 +259,10 @@ def _read_all(
                 f"The {DISPLAY_NAMES[sequence]} input is a {type(item).__name__}; give a file path or a "
                 "SimpleITK image."
             )
-        report(index / len(ordered), f"reading {DISPLAY_NAMES[sequence]} ({Path(item).name})")
+        report(index / len(inputs), f"reading {DISPLAY_NAMES[sequence]} ({Path(item).name})")
         images[sequence] = read_image(item)
     report(1.0, f"read {', '.join(DISPLAY_NAMES[s] for s in images)}")
-    return images
+    return SequenceMap(images)
 
 
 def _preparation_reporter(report: ProgressTracker) -> Callable[[str, float], None]:

@@ -10,7 +10,7 @@ from typing import Mapping, Optional
 
 import SimpleITK as sitk
 
-from mstkd.conventions import DISPLAY_NAMES, SEQUENCES
+from mstkd.conventions import DISPLAY_NAMES, sequence_map
 from mstkd.figures import save_slice_grid
 from mstkd.imageio import PathLike, same_grid
 
@@ -26,11 +26,12 @@ def save_segmentation_preview(
 
     The labels are drawn over the first sequence used; every image must lie on `predicted`'s grid.
     """
-    used = [s for s in SEQUENCES if s in images]
-    for sequence in used:
-        if not same_grid(images[sequence], predicted):
+    images = sequence_map(images)
+    used = list(images)
+    for sequence, image in images.items():
+        if not same_grid(image, predicted):
             raise ValueError(f"{sequence} is not on the label map's grid; resample it first")
-    volumes = {s: sitk.GetArrayFromImage(images[s]) for s in used}
+    volumes = {s: sitk.GetArrayFromImage(image) for s, image in images.items()}
     label_maps = [("prediction", sitk.GetArrayFromImage(predicted))]
     if truth is not None:
         label_maps.append(("ground truth", sitk.GetArrayFromImage(truth)))

@@ -15,12 +15,12 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from mstkd.conventions import SEQUENCES
+from mstkd.conventions import SEQUENCES, SequenceMap, Subset, sequence_map
 from mstkd.imageio import array_to_image, describe_grid, image_to_array, same_grid
 from mstkd.intensity import brain_mask, normalise_sequences
 from mstkd.preprocess.grid import check_spacing, describe_spacing, model_grid, resample
 from mstkd.preprocess.preflight import preflight
-from mstkd.preprocess.reference import canonical_inputs, choose_reference
+from mstkd.preprocess.reference import choose_reference
 from mstkd.preprocess.registration import Registration, register_rigid
 
 Report = Callable[[str, float], None]
@@ -40,7 +40,7 @@ class PreparedExam:
     """
 
     image: np.ndarray
-    present: Tuple[bool, ...]
+    subset: Subset
     model_grid: sitk.Image
     reference: sitk.Image
     reference_name: str
@@ -49,9 +49,9 @@ class PreparedExam:
     registrations: Dict[str, Registration] = field(default_factory=dict)
 
     @property
-    def sequences(self) -> Tuple[str, ...]:
-        """The present sequences, in canonical order."""
-        return tuple(s for s, here in zip(SEQUENCES, self.present) if here)
+    def present(self) -> Tuple[bool, ...]:
+        """One flag per canonical sequence, as the network takes them."""
+        return self.subset.mask
 
     @property
     def resampled(self) -> bool:
@@ -67,11 +67,12 @@ def prepare_exam(
 ) -> PreparedExam:
     """Check, co-register, resample to the model grid and normalise any subset of sequences.
 
-    `images` maps sequence names (aliases accepted; None = absent) to volumes; `spacing` is the
-    model's voxel spacing (mm); `reference` overrides the reference sequence. `report(stage,
-    fraction)` is told the current stage and the fraction (0-1) of the whole preparation done.
+    `images` maps sequence names (aliases accepted; None = absent) to volumes (a SequenceMap is
+    trusted as it is); `spacing` is the model's voxel spacing (mm); `reference` overrides the
+    reference sequence. `report(stage, fraction)` is told the current stage and the fraction (0-1)
+    of the whole preparation done.
     """
-    inputs = canonical_inputs(images)
+    inputs = sequence_map(images)
     spacing = check_spacing(spacing)
     report("checking the inputs", 0.0)
     for name, image in inputs.items():
@@ -80,7 +81,7 @@ def prepare_exam(
     reference_image = inputs[reference_name]
     steps = [f"reference: {reference_name} ({describe_grid(reference_image)})"]
 
-    others = [s for s in SEQUENCES if s in inputs and s != reference_name]
+    others = [s for s in inputs if s != reference_name]
     on_grid = [s for s in others if same_grid(inputs[s], reference_image)]
     to_register = [s for s in others if s not in on_grid]
     if on_grid:
@@ -98,16 +99,16 @@ def prepare_exam(
     steps.append(_describe_resampling(grid, reference_image, reference_name, registrations))
 
     report("normalising intensities", _CHECK_SHARE + _REGISTER_SHARE + _RESAMPLE_SHARE)
-    present = tuple(s in inputs for s in SEQUENCES)
-    mask = brain_mask(volumes, present)
-    image = normalise_sequences(volumes, present)
-    absent = [s for s in SEQUENCES if s not in inputs]
+    subset = inputs.subset
+    mask = brain_mask(volumes, subset.mask)
+    image = normalise_sequences(volumes, subset.mask)
+    absent = subset.absent
     steps.append(
-        f"z-scored {', '.join(s for s in SEQUENCES if s in inputs)}, each over the brain it covers "
+        f"z-scored {', '.join(subset.sequences)}, each over the brain it covers "
         f"(together {int(mask.sum())} voxels)" + (f"; {', '.join(absent)} absent (zero)" if absent else "")
     )
     report("prepared", 1.0)
-    return PreparedExam(image, present, grid, reference_image, reference_name, steps, mask, registrations)
+    return PreparedExam(image, subset, grid, reference_image, reference_name, steps, mask, registrations)
 
 
 def labels_to_reference(labels: np.ndarray, exam: PreparedExam) -> sitk.Image:
@@ -127,7 +128,7 @@ def labels_to_model(labels: sitk.Image, exam: PreparedExam) -> np.ndarray:
 
 
 def _on_model_grid(
-    inputs: Dict[str, sitk.Image],
+    inputs: SequenceMap[sitk.Image],
     reference: sitk.Image,
     grid: sitk.Image,
     registrations: Dict[str, Registration],

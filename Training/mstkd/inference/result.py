@@ -1,0 +1,50 @@
+"""What a segmentation produced: the label map on the reference grid, its volumes, and its provenance.
+
+Kept apart from the Predictor (and from PyTorch) so that writing a result and reading its summary
+need no model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import SimpleITK as sitk
+
+
+@dataclass
+class SegmentationResult:
+    """A label map on the reference grid, its region volumes, and what produced it."""
+
+    labels: sitk.Image
+    label_convention: str
+    volumes_ml: Dict[str, float]
+    sequences: Tuple[str, ...]
+    reference: str
+    model_name: str
+    model_path: Path
+    model_sha256: str
+    device: str
+    timings_s: Dict[str, float]
+    steps: List[str]
+    fallbacks: List[str] = field(default_factory=list)
+
+    def summary(self, output: Optional[Union[str, Path]] = None) -> Dict[str, Any]:
+        """The JSON summary `mstkd segment --summary` writes (and the Slicer module reads)."""
+        return {
+            "output": None if output is None else os.path.abspath(output),
+            "reference": self.reference,
+            "sequences": list(self.sequences),
+            "model": {
+                "name": self.model_name,
+                "path": os.path.abspath(self.model_path),
+                "sha256": self.model_sha256,
+            },
+            "device": self.device,
+            "labels": self.label_convention,
+            "volumes_ml": {key: round(value, 4) for key, value in self.volumes_ml.items()},
+            "timings_s": {key: round(value, 3) for key, value in self.timings_s.items()},
+            "steps": list(self.steps),
+        }
