@@ -13,7 +13,7 @@ import shutil
 import sys
 import traceback
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Mapping, Optional
 
 import qt
 import slicer
@@ -35,21 +35,24 @@ from MSTKDSegmentLib import (
     DEVICE_CHOICES,
     DISPLAY_NAMES,
     PHANTOM_REQUIREMENTS,
-    REFERENCE_PREFERENCE,
     SEGMENT_REQUIREMENTS,
     SEQUENCES,
     SYNTHETIC_SHAPE,
+    TORCH_VERSION_FLOOR,
     MSTKDError,
     Progress,
     SegmentationLogic,
     SegmentationRequest,
+    SequenceMap,
     assign_sequences,
+    choose_reference,
     duplicate_inputs,
     format_duration,
     is_dicom_folder,
     missing_requirements,
     model_choices,
     read_volumes_table,
+    sequence_map,
 )
 
 SYNTHETIC_CASE_NAME = "MSTKD synthetic brain tumour"
@@ -245,15 +248,15 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             comboBox.currentIndex = index
             comboBox.blockSignals(wasBlocked)
 
-    def inputs(self) -> Dict[str, object]:
-        """The volume chosen for each sequence (None where none is)."""
+    def inputs(self) -> SequenceMap:
+        """The volumes chosen, by sequence."""
         if not self._parameterNode:
-            return {s: None for s in SEQUENCES}
-        return {s: getattr(self._parameterNode, f"{s}Volume") for s in SEQUENCES}
+            return SequenceMap({})
+        return sequence_map({s: getattr(self._parameterNode, f"{s}Volume") for s in SEQUENCES})
 
     def updateGuiFromInputs(self, *args) -> None:
         """Reference choices, duplicate warning, model widgets and the Segment button's state."""
-        chosen = {s: n for s, n in self.inputs().items() if n is not None}
+        chosen = self.inputs()
         self.updateReferenceChoices(chosen)
         warnings = duplicate_inputs(chosen)
         self.ui.inputsWarningLabel.text = "\n".join(warnings)
@@ -263,18 +266,17 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelPathLabel.visible = isFile
         self.updateApplyButton()
 
-    def updateReferenceChoices(self, chosen: Dict[str, object]) -> None:
+    def updateReferenceChoices(self, chosen: SequenceMap) -> None:
         combo = self.ui.referenceComboBox
         wanted = self._parameterNode.reference if self._parameterNode else ""
-        automatic = next((s for s in REFERENCE_PREFERENCE if s in chosen), None)
+        automatic = choose_reference(chosen) if chosen else None
         wasBlocked = combo.blockSignals(True)
         combo.clear()
         combo.addItem(
             _("Automatic ({name})").format(name=DISPLAY_NAMES[automatic]) if automatic else _("Automatic"), ""
         )
-        for sequence in SEQUENCES:
-            if sequence in chosen:
-                combo.addItem(f"{DISPLAY_NAMES[sequence]}: {chosen[sequence].GetName()}", sequence)
+        for sequence, node in chosen.items():
+            combo.addItem(f"{DISPLAY_NAMES[sequence]}: {node.GetName()}", sequence)
         combo.currentIndex = max(combo.findData(wanted), 0)
         combo.blockSignals(wasBlocked)
 
@@ -286,7 +288,7 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             button.enabled = True
             return
         button.text = _("Segment")
-        chosen = [s for s, n in self.inputs().items() if n is not None]
+        chosen = self.inputs()
         model = self.selectedModel()
         if not chosen:
             button.enabled = False
@@ -403,14 +405,13 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if nodes:
             self.useVolumes(nodes)
 
-    def useVolumes(self, nodes: Dict[str, object]) -> None:
+    def useVolumes(self, nodes: SequenceMap) -> None:
         """Select a loaded exam's volumes (and only those) and show its reference volume."""
         for sequence in SEQUENCES:
             setattr(self._parameterNode, f"{sequence}Volume", nodes.get(sequence))
         self.log(_("Loaded {sequences}.").format(sequences=", ".join(DISPLAY_NAMES[s] for s in nodes)))
-        reference = next((nodes[s] for s in REFERENCE_PREFERENCE if s in nodes), None)
-        if reference is not None:
-            slicer.util.setSliceViewerLayers(background=reference, fit=True)
+        if nodes:
+            slicer.util.setSliceViewerLayers(background=nodes[choose_reference(nodes)], fit=True)
 
     # Running
 
@@ -421,7 +422,7 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         parameters = self._parameterNode
         request = SegmentationRequest(
-            inputs={s: n for s, n in self.inputs().items() if n is not None},
+            inputs=self.inputs(),
             model=self.selectedModel(),
             device=parameters.device,
             reference=self.ui.referenceComboBox.currentData or None,
@@ -582,7 +583,7 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
 
     def segment(
         self,
-        inputs: Dict[str, object],
+        inputs: Mapping[str, object],
         model: str = "demo",
         device: str = "auto",
         reference: Optional[str] = None,
@@ -618,13 +619,13 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
 
     # Loading data
 
-    def loadFolder(self, folder: str) -> Dict[str, object]:
+    def loadFolder(self, folder: str) -> SequenceMap:
         """Load an exam from a folder: a DICOM study, or a case's NIfTI/NRRD files (any BraTS/FeTS layout)."""
         if is_dicom_folder(folder):
             return self.loadDicomFolder(folder)
         return self.lib.load_case(folder)[1]
 
-    def loadDicomFolder(self, folder: str) -> Dict[str, object]:
+    def loadDicomFolder(self, folder: str) -> SequenceMap:
         """Import a DICOM folder into the DICOM database, load its series and recognise the sequences.
 
         Uses the application's DICOM database when one is open (so that DICOM SEG export finds the
@@ -638,7 +639,7 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
         with DICOMUtils.TemporaryDICOMDatabase() as temporary:
             return self._loadDicomSeries(temporary, folder)
 
-    def _loadDicomSeries(self, database, folder: str) -> Dict[str, object]:
+    def _loadDicomSeries(self, database, folder: str) -> SequenceMap:
         from DICOMLib import DICOMUtils
 
         DICOMUtils.importDicom(folder, database)
@@ -673,7 +674,7 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
         path = database.fileForInstance(uids[0])
         return [database.fileValue(path, "0008,103E")] if path else []
 
-    def loadSyntheticCase(self, seed: int = 0, shape=None) -> Dict[str, object]:
+    def loadSyntheticCase(self, seed: int = 0, shape=None) -> SequenceMap:
         """Generate a synthetic brain-tumour exam (mstkd.phantom) in the scene; returns its volumes."""
         self.ensureDependencies(phantom=True)
         return self.lib.load_phantom(seed, shape or SYNTHETIC_SHAPE)
@@ -719,7 +720,9 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
         torchLogic = PyTorchUtils.PyTorchUtilsLogic()
         if torchLogic.torchInstalled():
             return
-        torch = torchLogic.installTorch(askConfirmation=askConfirmation, torchVersionRequirement=">=2.4")
+        torch = torchLogic.installTorch(
+            askConfirmation=askConfirmation, torchVersionRequirement=f">={TORCH_VERSION_FLOOR}"
+        )
         if torch is None:
             raise MSTKDError(_("PyTorch is required and was not installed; see the PyTorch Utils module."))
 

@@ -1,12 +1,12 @@
 """A stand-in for `mstkd segment` that speaks its protocol, for testing the Slicer module's process runner.
 
-Same options and outputs as the real command: JSON progress lines on stdout, the label map on the
-reference volume's grid (brats2021 labels) and the summary JSON. Instead of a network it
-thresholds the reference volume: > 300 ET (4), 200..300 NCR (1), 100..200 ED (2). The --model
-name picks a behaviour: 'missing' fails as a user error (exit 2), 'crash' with a traceback,
-'slow' runs until killed (with a grandchild process whose pid it reports), 'wrong-grid' writes
-the labels on a shifted grid. With $MSTKD_DOUBLE_RECORD set, it writes there the geometry of
-every input file it read.
+It parses its arguments with the real command's parser and writes its outputs with the engine's
+own progress events, result writer and summary, so it cannot drift from the protocol. Instead of
+a network it thresholds the reference volume: > 300 ET, 200..300 NCR, 100..200 ED (in the label
+convention asked for). The --model name picks a behaviour: 'missing' fails as a user error
+(exit 2), 'crash' with a traceback, 'slow' runs until killed (with a grandchild process whose pid
+it reports), 'wrong-grid' writes the labels on a shifted grid. With $MSTKD_DOUBLE_RECORD set, it
+writes there the geometry of every input file it read.
 """
 
 from __future__ import annotations
@@ -17,29 +17,34 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-SEQUENCES = ("flair", "t1", "t1ce", "t2")
+from mstkd.cli.main import run
+from mstkd.cli.segment import exam_files, register
+from mstkd.conventions import DEFAULT_LABELS, label_convention
+from mstkd.errors import MSTKDError
+from mstkd.inference.events import JsonLinesWriter, ProgressEvent
+from mstkd.inference.output import write_result
+from mstkd.inference.result import SegmentationResult
+from mstkd.inference.volumes import region_volumes_ml
+from mstkd.preprocess.reference import choose_reference
+
+# What the double reports as its model file's sha256.
+MODEL_SHA256 = "ab" * 32
 
 
 def progress(stage: str, fraction: float, message: str) -> None:
-    print(json.dumps({"stage": stage, "fraction": fraction, "message": message}), flush=True)
+    JsonLinesWriter(sys.stdout)(ProgressEvent(stage, fraction, message))
 
 
-def parse(argv):
-    parser = argparse.ArgumentParser(prog="mstkd segment")
-    for sequence in SEQUENCES:
-        parser.add_argument(f"--{sequence}")
-    parser.add_argument("-o", "--output", required=True)
-    parser.add_argument("--reference", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--labels", default="brats2021")
-    parser.add_argument("--summary")
-    parser.add_argument("--progress", default="jsonl")
-    return parser.parse_args(argv)
+def parser() -> argparse.ArgumentParser:
+    """The real `mstkd segment` parser."""
+    root = argparse.ArgumentParser(prog="mstkd")
+    register(root.add_subparsers(dest="command"))
+    return root
 
 
 def geometry(image: sitk.Image) -> dict:
@@ -52,19 +57,23 @@ def geometry(image: sitk.Image) -> dict:
 
 
 def main(argv=None) -> int:
-    args = parse(argv)
-    inputs = {s: getattr(args, s) for s in SEQUENCES if getattr(args, s)}
+    """Parse like `mstkd segment`, then run the double the way `mstkd` runs a subcommand."""
+    args = parser().parse_args(["segment", *(sys.argv[1:] if argv is None else argv)])
+    args.run = segment
+    return run(args)
+
+
+def segment(args: argparse.Namespace) -> int:
+    inputs = exam_files(args)
     progress("preflight", 0.0, f"checking {len(inputs)} sequence(s)")
     if args.model == "missing":
-        print(
-            "mstkd segment: error: 'missing' is neither a model file nor a model in the registry; "
-            "give the path of a .safetensors model file or one of: demo.",
-            file=sys.stderr,
+        raise MSTKDError(
+            "'missing' is neither a model file nor a model in the registry; "
+            "give the path of a .safetensors model file or one of: demo."
         )
-        return 2
     if args.model == "crash":
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-    images = {s: sitk.ReadImage(path) for s, path in inputs.items()}
+    images = {s: sitk.ReadImage(str(path)) for s, path in inputs.items()}
     if os.environ.get("MSTKD_DOUBLE_RECORD"):
         with open(os.environ["MSTKD_DOUBLE_RECORD"], "w") as stream:
             json.dump({s: geometry(image) for s, image in images.items()}, stream)
@@ -77,37 +86,32 @@ def main(argv=None) -> int:
             progress("infer", fraction, f"grandchild {child.pid}")
             fraction = min(fraction + 0.01, 0.9)
             time.sleep(0.05)
-    reference = images[args.reference]
-    values = sitk.GetArrayFromImage(reference).astype(np.float32)
+    reference = choose_reference(inputs, args.reference)
+    convention = label_convention(args.labels or DEFAULT_LABELS)
+    values = sitk.GetArrayFromImage(images[reference]).astype(np.float32)
     labels = np.zeros(values.shape, dtype=np.uint8)
-    labels[(values > 100) & (values <= 200)] = 2
-    labels[(values > 200) & (values <= 300)] = 1
-    labels[values > 300] = 4
+    labels[(values > 100) & (values <= 200)] = convention.values["ed"]
+    labels[(values > 200) & (values <= 300)] = convention.values["ncr"]
+    labels[values > 300] = convention.values["et"]
     progress("infer", 0.6, "sliding window 1/1")
-    result = sitk.GetImageFromArray(labels)
-    result.CopyInformation(reference)
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(images[reference])
     if args.model == "wrong-grid":
-        result.SetOrigin([o + 7.0 for o in reference.GetOrigin()])
-    sitk.WriteImage(result, args.output, useCompression=True)
-    voxel_ml = float(np.prod(reference.GetSpacing())) / 1000.0
-    counts = {name: int((labels == value).sum()) for name, value in (("NCR", 1), ("ED", 2), ("ET", 4))}
-    volumes = {name: count * voxel_ml for name, count in counts.items()}
-    volumes["WT"] = volumes["NCR"] + volumes["ED"] + volumes["ET"]
-    volumes["TC"] = volumes["NCR"] + volumes["ET"]
-    if args.summary:
-        summary = {
-            "output": args.output,
-            "reference": args.reference,
-            "sequences": list(inputs),
-            "model": {"name": args.model, "path": f"/models/{args.model}.safetensors", "sha256": "ab" * 32},
-            "device": "cpu",
-            "labels": args.labels,
-            "volumes_ml": volumes,
-            "timings_s": {"total": 0.1},
-            "steps": ["threshold"],
-        }
-        with open(args.summary, "w") as stream:
-            json.dump(summary, stream)
+        image.SetOrigin([o + 7.0 for o in image.GetOrigin()])
+    result = SegmentationResult(
+        labels=image,
+        label_convention=convention.name,
+        volumes_ml=region_volumes_ml(labels, convention, image.GetSpacing()),
+        sequences=inputs.subset.sequences,
+        reference=reference,
+        model_name=args.model,
+        model_path=Path(f"/models/{args.model}.safetensors"),
+        model_sha256=MODEL_SHA256,
+        device="cpu",
+        timings_s={"inference": 0.1},
+        steps=["thresholded the reference volume"],
+    )
+    write_result(result, args.output, args.summary)
     progress("done", 1.0, "segmentation written")
     return 0
 

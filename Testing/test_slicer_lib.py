@@ -6,6 +6,7 @@ The engine runs as a child process; these tests use a protocol double of `mstkd 
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 
@@ -49,6 +50,22 @@ def logic(app, tmp_path):
         app.volumes_logic,
         command=double_command(),
         work_folder=str(tmp_path),
+    )
+
+
+def test_the_double_takes_exactly_the_options_of_the_real_command():
+    """The Lib's command line is checked by the real parser in every test that runs the double."""
+    import segment_protocol_double
+
+    from mstkd.cli.main import build_parser
+
+    def segment_options(parser):
+        (subcommands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return sorted(subcommands.choices["segment"]._option_string_actions)
+
+    assert segment_options(segment_protocol_double.parser()) == segment_options(build_parser())
+    assert {"--flair", "--t2f", "--t1gd", "--reference", "--progress", "--summary"} <= set(
+        segment_options(build_parser())
     )
 
 

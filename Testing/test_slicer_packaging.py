@@ -51,3 +51,13 @@ def test_the_extension_has_its_metadata_and_ships_the_engine():
     ):
         assert path in re.search(rf"set\({url_variable} \"([^\"]+)\"\)", EXTENSION_CMAKE).group(1)
         assert (ROOT / path).is_file(), path
+
+
+def test_the_versions_the_module_installs_are_the_packages():
+    from mstkd.conventions import TORCH_VERSION_FLOOR
+    from MSTKDSegmentLib.dependencies import PHANTOM_REQUIREMENTS, SEGMENT_REQUIREMENTS
+
+    block = re.search(r"^dependencies = \[(.*?)^\]", (ROOT / "pyproject.toml").read_text(), re.S | re.M)
+    required = set(re.findall(r'"([^"]+)"', block.group(1)))
+    wanted = {*SEGMENT_REQUIREMENTS.values(), *PHANTOM_REQUIREMENTS.values(), f"torch>={TORCH_VERSION_FLOOR}"}
+    assert wanted <= required, wanted - required

@@ -11,9 +11,16 @@ from MSTKDSegmentLib.engine import ensure_engine_importable
 
 ensure_engine_importable()
 
-from mstkd.conventions import DEVICE_CHOICES, DISPLAY_NAMES, SEQUENCES  # noqa: E402
+from mstkd.conventions import (  # noqa: E402
+    DEVICE_CHOICES,
+    DISPLAY_NAMES,
+    SEQUENCES,
+    TORCH_VERSION_FLOOR,
+    SequenceMap,
+    sequence_map,
+)
 from mstkd.errors import MSTKDError  # noqa: E402
-from mstkd.preprocess.reference import REFERENCE_PREFERENCE  # noqa: E402
+from mstkd.preprocess.reference import choose_reference  # noqa: E402
 from MSTKDSegmentLib.dependencies import (  # noqa: E402
     PHANTOM_REQUIREMENTS,
     SEGMENT_REQUIREMENTS,
@@ -38,10 +45,10 @@ __all__ = [
     "DEVICE_CHOICES",
     "DISPLAY_NAMES",
     "PHANTOM_REQUIREMENTS",
-    "REFERENCE_PREFERENCE",
     "SEGMENT_REQUIREMENTS",
     "SEQUENCES",
     "SYNTHETIC_SHAPE",
+    "TORCH_VERSION_FLOOR",
     "MSTKDError",
     "NESTED_SEGMENTS",
     "SUBREGION_SEGMENTS",
@@ -52,7 +59,9 @@ __all__ = [
     "SegmentationLogic",
     "SegmentationRequest",
     "SegmentationRun",
+    "SequenceMap",
     "assign_sequences",
+    "choose_reference",
     "duplicate_inputs",
     "format_duration",
     "guess_node_sequence",
@@ -62,5 +71,6 @@ __all__ = [
     "missing_requirements",
     "read_volumes_table",
     "model_choices",
+    "sequence_map",
     "terminology_tag",
 ]

@@ -1,8 +1,8 @@
 """Python packages the engine needs at run time, checked without importing them.
 
 Slicer's Python ships numpy and SimpleITK; PyTorch comes from the PyTorch extension (it picks the
-right CUDA build), the rest is pip-installed on first use after asking the user. The versions
-follow pyproject.toml.
+right CUDA build; mstkd.conventions.TORCH_VERSION_FLOOR), the rest is pip-installed on first use
+after asking the user. The versions are pyproject.toml's (a test checks).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import importlib.util
 from typing import List, Mapping
 
 # import name -> pip requirement
-TORCH = {"torch": "torch>=2.4"}
 SEGMENT_REQUIREMENTS: Mapping[str, str] = {
     "monai": "monai>=1.4",
     "safetensors": "safetensors>=0.4",

@@ -20,9 +20,19 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import slicer
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
-from mstkd.conventions import DEFAULT_LABELS, DISPLAY_NAMES, SEQUENCES, check_labels, label_convention
+from mstkd.conventions import (
+    DEFAULT_LABELS,
+    DEVICE_CHOICES,
+    DISPLAY_NAMES,
+    SEQUENCES,
+    SequenceMap,
+    check_labels,
+    label_convention,
+    sequence_map,
+)
 from mstkd.errors import MSTKDError
-from mstkd.preprocess.reference import canonical_inputs, choose_reference
+from mstkd.inference.volumes import region_volumes_ml
+from mstkd.preprocess.reference import choose_reference
 from MSTKDSegmentLib.engine import child_environment, segment_command
 from MSTKDSegmentLib.process import EngineProcess, Event, Progress, ProgressClock
 from MSTKDSegmentLib.results import (
@@ -30,13 +40,11 @@ from MSTKDSegmentLib.results import (
     label_array,
     place_beside,
     read_label_map,
-    region_volumes_ml,
     same_matrix,
     set_reference_geometry,
     store_provenance,
     update_volumes_table,
     volumes_from_summary,
-    voxel_volume_ml,
 )
 from MSTKDSegmentLib.volumes import (
     SYNTHETIC_SHAPE,
@@ -47,7 +55,6 @@ from MSTKDSegmentLib.volumes import (
     world_ijk_to_ras,
 )
 
-DEVICES = ("auto", "cpu", "cuda")
 # NRRD keeps the geometry in double precision (NIfTI stores it as float32).
 OUTPUT_FILE = "segmentation.nrrd"
 SUMMARY_FILE = "summary.json"
@@ -76,7 +83,7 @@ class SegmentationRun:
         self,
         logic: SegmentationLogic,
         request: SegmentationRequest,
-        inputs: Dict[str, object],
+        inputs: SequenceMap[object],
         reference: str,
         folder: Path,
         process: EngineProcess,
@@ -97,7 +104,7 @@ class SegmentationRun:
     @property
     def sequences(self) -> Tuple[str, ...]:
         """The sequences given, in canonical order."""
-        return tuple(s for s in SEQUENCES if s in self.inputs)
+        return self.inputs.subset.sequences
 
     @property
     def finished(self) -> bool:
@@ -196,13 +203,13 @@ class SegmentationLogic:
 
     # Loading data
 
-    def load_case(self, folder) -> Tuple[str, Dict[str, object]]:
+    def load_case(self, folder) -> Tuple[str, SequenceMap[object]]:
         """Load the sequences of one case (any BraTS/FeTS layout, loose files); returns (case id, nodes)."""
         return load_case_folder(self.scene, self._volumes_logic(), folder)
 
     def load_phantom(
         self, seed: int = 0, shape: Sequence[int] = SYNTHETIC_SHAPE, sequences: Sequence[str] = SEQUENCES
-    ) -> Dict[str, object]:
+    ) -> SequenceMap[object]:
         """Generate a synthetic case and load its sequences; returns the node of each sequence."""
         return load_phantom(self.scene, self._volumes_logic(), seed, shape, sequences)
 
@@ -213,17 +220,17 @@ class SegmentationLogic:
 
     # Segmenting
 
-    def check(self, request: SegmentationRequest) -> Tuple[Dict[str, object], str]:
+    def check(self, request: SegmentationRequest) -> Tuple[SequenceMap[object], str]:
         """Validate a request; returns the inputs by canonical sequence and the reference sequence."""
-        inputs = canonical_inputs(request.inputs)
+        inputs = sequence_map(request.inputs)
         for sequence, node in inputs.items():
             check_input_volume(node, DISPLAY_NAMES[sequence])
             if node.GetScene() is not self.scene:
                 raise MSTKDError(f"{DISPLAY_NAMES[sequence]}: '{node.GetName()}' is not in this scene.")
             world_ijk_to_ras(node)
         reference = choose_reference(inputs, request.reference)
-        if request.device not in DEVICES:
-            raise MSTKDError(f"Unknown device '{request.device}'; choose one of {', '.join(DEVICES)}.")
+        if request.device not in DEVICE_CHOICES:
+            raise MSTKDError(f"Unknown device '{request.device}'; choose one of {', '.join(DEVICE_CHOICES)}.")
         if not str(request.model or "").strip():
             raise MSTKDError("Choose a model: a name from the list or a model file.")
         label_convention(request.labels)
@@ -333,7 +340,7 @@ class SegmentationLogic:
             target.RemoveClosedSurfaceRepresentation()
         store_provenance(target, summary, run.sequences, run.reference)
         volumes = volumes_from_summary(summary) or region_volumes_ml(
-            labels, run.request.labels, voxel_volume_ml(run.geometry)
+            labels, label_convention(run.request.labels), label_node.GetSpacing()
         )
         table = update_volumes_table(self.scene, target, volumes)
         if created:

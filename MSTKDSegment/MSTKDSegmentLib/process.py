@@ -21,7 +21,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Deque, List, Mapping, Optional, Sequence, Union
 
-USER_ERROR_STATUS = 2
 _ERROR_LINE = re.compile(r"^mstkd(?: [\w-]+)?: error: (?P<message>.+)$")
 # tqdm bars on stderr ('42%|####  | 5/12 [00:01<00:02, 3.1it/s]') are progress, not log.
 _PROGRESS_BAR = re.compile(r"\d+%\|")

@@ -17,7 +17,7 @@ from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkStringArray
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
-from mstkd.conventions import REGIONS, SUBREGIONS, label_convention
+from mstkd.conventions import REGIONS, label_convention
 from mstkd.errors import MSTKDError
 
 CATEGORY_CONTEXT = "Segmentation category and type - DICOM master list"
@@ -130,15 +130,6 @@ def _oriented_image(labels: np.ndarray, ijk_to_ras: vtkMatrix4x4):
     image.GetPointData().SetScalars(scalars)
     image.SetGeometryFromImageToWorldMatrix(ijk_to_ras)
     return image
-
-
-def region_volumes_ml(labels: np.ndarray, convention: str, voxel_ml: float) -> Dict[str, float]:
-    """Volume in mL of each sub-region and region of a label map."""
-    values = label_convention(convention).values
-    volumes = {s.upper(): float((labels == values[s]).sum()) * voxel_ml for s in SUBREGIONS}
-    for region, members in REGIONS.items():
-        volumes[region] = float(np.isin(labels, [values[s] for s in members]).sum()) * voxel_ml
-    return volumes
 
 
 def import_segments(
@@ -274,12 +265,6 @@ def place_beside(scene, node, reference_node) -> None:
         hierarchy.SetItemParent(item, parent)
     else:
         hierarchy.CreateItem(parent, node)
-
-
-def voxel_volume_ml(ijk_to_ras: vtkMatrix4x4) -> float:
-    """The volume of one voxel of a grid in mL (|det| of the 3x3 part, mm^3 / 1000)."""
-    matrix = np.array([[ijk_to_ras.GetElement(r, c) for c in range(3)] for r in range(3)])
-    return abs(float(np.linalg.det(matrix))) / 1000.0
 
 
 def volumes_from_summary(summary: Mapping[str, object]) -> Optional[Dict[str, float]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Iterable, List, Mapping, Optional
 
-from mstkd.conventions import DISPLAY_NAMES, SEQUENCES, guess_sequence
+from mstkd.conventions import DISPLAY_NAMES, SequenceMap, guess_sequence, sequence_map
 
 # Node (or subject-hierarchy item) attributes that may hold a DICOM series description.
 SERIES_DESCRIPTION_ATTRIBUTES = ("DICOM.SeriesDescription", "DICOM.0008,103E", "DICOM.0008|103e")
@@ -39,24 +39,21 @@ def guess_node_sequence(node, extra: Iterable[str] = ()) -> Optional[str]:
     return None
 
 
-def assign_sequences(nodes: Iterable[object], describe: Optional[Describe] = None) -> Dict[str, object]:
+def assign_sequences(nodes: Iterable[object], describe: Optional[Describe] = None) -> SequenceMap[object]:
     """One volume per recognised sequence, the first one met winning, in canonical order."""
     found: Dict[str, object] = {}
     for node in nodes:
         sequence = guess_node_sequence(node, describe(node) if describe else ())
         if sequence is not None and sequence not in found:
             found[sequence] = node
-    return {s: found[s] for s in SEQUENCES if s in found}
+    return SequenceMap(found)
 
 
 def duplicate_inputs(inputs: Mapping[str, object]) -> List[str]:
     """A warning for each volume chosen for more than one sequence."""
     by_node: Dict[str, List[str]] = {}
     names: Dict[str, str] = {}
-    for sequence in SEQUENCES:
-        node = inputs.get(sequence)
-        if node is None:
-            continue
+    for sequence, node in sequence_map(inputs).items():
         by_node.setdefault(node.GetID(), []).append(DISPLAY_NAMES[sequence])
         names[node.GetID()] = node.GetName()
     return [

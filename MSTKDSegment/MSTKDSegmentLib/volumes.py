@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import slicer
 from vtkmodules.vtkCommonCore import vtkStringArray
@@ -17,7 +17,7 @@ from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
 from mstkd.cases import Case, discover_cases, find_case_files, name_a_few
-from mstkd.conventions import DISPLAY_NAMES, SEQUENCES
+from mstkd.conventions import DISPLAY_NAMES, SEQUENCES, SequenceMap, make_subset
 from mstkd.errors import MSTKDError
 from mstkd.imageio import PathLike, image_extension, strip_image_extension
 
@@ -79,14 +79,11 @@ def export_volume(node, path: PathLike) -> vtkMatrix4x4:
     return geometry
 
 
-def export_inputs(inputs: Mapping[str, object], folder: PathLike) -> Dict[str, Path]:
+def export_inputs(inputs: SequenceMap[object], folder: PathLike) -> SequenceMap[Path]:
     """Write each chosen sequence to <folder>/<sequence>.nrrd; returns the files."""
-    files = {}
-    for sequence in SEQUENCES:
-        node = inputs.get(sequence)
-        if node is not None:
-            files[sequence] = Path(folder) / f"{sequence}.nrrd"
-            export_volume(node, files[sequence])
+    files = SequenceMap({sequence: Path(folder) / f"{sequence}.nrrd" for sequence in inputs})
+    for sequence, node in inputs.items():
+        export_volume(node, files[sequence])
     return files
 
 
@@ -102,16 +99,16 @@ def load_volume_file(scene, volumes_logic, path: PathLike, name: Optional[str] =
     return node
 
 
-def load_case_folder(scene, volumes_logic, folder: PathLike) -> Tuple[str, Dict[str, object]]:
+def load_case_folder(scene, volumes_logic, folder: PathLike) -> Tuple[str, SequenceMap[object]]:
     """Load the sequences of the one case in `folder` (files directly in it, or one case below it).
 
     Returns the case id and the volume node of each sequence, placed under a study named after
     the case in subject hierarchy.
     """
     case = find_case(folder)
-    nodes = {
-        s: load_volume_file(scene, volumes_logic, case.sequences[s]) for s in SEQUENCES if s in case.sequences
-    }
+    nodes = SequenceMap(
+        {s: load_volume_file(scene, volumes_logic, path) for s, path in case.sequences.items()}
+    )
     place_in_study(scene, nodes.values(), case.case_id, "MRI")
     return case.case_id, nodes
 
@@ -140,7 +137,7 @@ def load_phantom(
     seed: int = 0,
     shape: Sequence[int] = SYNTHETIC_SHAPE,
     sequences: Sequence[str] = SEQUENCES,
-) -> Dict[str, object]:
+) -> SequenceMap[object]:
     """Generate a synthetic BraTS-like case (mstkd.phantom) and load the chosen sequences into the scene."""
     from mstkd.phantom.generate import generate_case
 
@@ -149,7 +146,7 @@ def load_phantom(
     folder = Path(tempfile.mkdtemp(prefix="mstkd-phantom-"))
     try:
         nodes = {}
-        for sequence in sequences:
+        for sequence in make_subset(sequences).sequences:
             path = folder / f"{sequence}.nrrd"
             _write_sitk(case.images[sequence], path)
             name = f"Synthetic{seed}_{DISPLAY_NAMES[sequence]}"
@@ -162,7 +159,7 @@ def load_phantom(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     place_in_study(scene, nodes.values(), patient, "Synthetic MRI")
-    return nodes
+    return SequenceMap(nodes)
 
 
 def _write_sitk(image, path: Path) -> None:

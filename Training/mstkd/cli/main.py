@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one subcommand; a user error prints its message (no traceback) and exits with 2."""
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run parsed arguments' subcommand (`args.run`); a user error is one line on stderr and status 2."""
     try:
         status = args.run(args)
     except MSTKDError as error:
