@@ -55,8 +55,6 @@ def test_ablation_file_switches_off_one_component(name, switch):
 
 @pytest.mark.parametrize(("name", "switch"), ABLATIONS.items())
 def test_ablation_config_loads_on_top_of_the_paper_config(name, switch):
-    if not (CONFIGS / "paper.yaml").is_file():
-        pytest.skip("Training/configs/paper.yaml does not exist yet")
     data = read_config_file(CONFIGS / name)
     config = from_mapping(LossConfig, data.get("loss"), "loss")
     paper = from_mapping(LossConfig, read_config_file(CONFIGS / "paper.yaml").get("loss"), "loss")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import sys
 
 import numpy as np
@@ -14,18 +13,7 @@ pytest.importorskip("trame_slicer")
 from slicer_helpers import segment_ids, segment_mask  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def engine_segment_available():
-    help_text = subprocess.run(
-        [sys.executable, "-m", "mstkd", "segment", "--help"], capture_output=True, text=True, timeout=120
-    ).stdout
-    if "--reference" not in help_text or "jsonl" not in help_text:
-        pytest.skip("`mstkd segment` is not available in this version yet")
-
-
-def test_the_real_engine_segments_a_phantom_into_the_scene(
-    engine_segment_available, tiny_model_file, phantom_root
-):
+def test_the_real_engine_segments_a_phantom_into_the_scene(tiny_model_file, phantom_root):
     from trame_slicer.core import SlicerApp
 
     from MSTKDSegmentLib import Progress, SegmentationLogic, read_volumes_table
