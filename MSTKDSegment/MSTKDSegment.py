@@ -32,6 +32,8 @@ from slicer.util import VTKObservationMixin
 
 # MSTKDSegmentLib makes the engine (mstkd) importable, so the engine's names come through it.
 from MSTKDSegmentLib import (
+    DEFAULT_DEVICE,
+    DEFAULT_MODEL,
     DEVICE_CHOICES,
     DISPLAY_NAMES,
     PHANTOM_REQUIREMENTS,
@@ -120,7 +122,7 @@ class MSTKDSegmentParameterNode:
     reference: str = ""
     model: str = ""
     modelFile: str = ""
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
 
 
 #
@@ -584,8 +586,8 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
     def segment(
         self,
         inputs: Mapping[str, object],
-        model: str = "demo",
-        device: str = "auto",
+        model: str = DEFAULT_MODEL,
+        device: str = DEFAULT_DEVICE,
         reference: Optional[str] = None,
         segmentation=None,
         nested: bool = False,

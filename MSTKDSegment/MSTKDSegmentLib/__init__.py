@@ -12,6 +12,7 @@ from MSTKDSegmentLib.engine import ensure_engine_importable
 ensure_engine_importable()
 
 from mstkd.conventions import (  # noqa: E402
+    DEFAULT_DEVICE,
     DEVICE_CHOICES,
     DISPLAY_NAMES,
     SEQUENCES,
@@ -21,6 +22,7 @@ from mstkd.conventions import (  # noqa: E402
 )
 from mstkd.errors import MSTKDError  # noqa: E402
 from mstkd.preprocess.reference import choose_reference  # noqa: E402
+from mstkd.resources import DEFAULT_MODEL  # noqa: E402
 from MSTKDSegmentLib.dependencies import (  # noqa: E402
     PHANTOM_REQUIREMENTS,
     SEGMENT_REQUIREMENTS,
@@ -42,6 +44,8 @@ from MSTKDSegmentLib.volumes import SYNTHETIC_SHAPE, is_dicom_folder, load_case_
 
 __all__ = [
     "ALL_SEGMENTS",
+    "DEFAULT_DEVICE",
+    "DEFAULT_MODEL",
     "DEVICE_CHOICES",
     "DISPLAY_NAMES",
     "PHANTOM_REQUIREMENTS",

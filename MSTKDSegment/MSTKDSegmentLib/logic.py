@@ -21,6 +21,7 @@ import slicer
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
 from mstkd.conventions import (
+    DEFAULT_DEVICE,
     DEFAULT_LABELS,
     DEVICE_CHOICES,
     DISPLAY_NAMES,
@@ -33,6 +34,7 @@ from mstkd.conventions import (
 from mstkd.errors import MSTKDError
 from mstkd.inference.volumes import region_volumes_ml
 from mstkd.preprocess.reference import choose_reference
+from mstkd.resources import DEFAULT_MODEL
 from MSTKDSegmentLib.engine import child_environment, segment_command
 from MSTKDSegmentLib.process import EngineProcess, Event, Progress, ProgressClock
 from MSTKDSegmentLib.results import (
@@ -67,8 +69,8 @@ class SegmentationRequest:
     """What to segment and how: volumes by sequence (aliases accepted), model, device and output."""
 
     inputs: Mapping[str, object]
-    model: str = "demo"
-    device: str = "auto"
+    model: str = DEFAULT_MODEL
+    device: str = DEFAULT_DEVICE
     reference: Optional[str] = None
     segmentation: Optional[object] = None
     nested: bool = False
@@ -275,8 +277,8 @@ class SegmentationLogic:
     def segment(
         self,
         inputs: Mapping[str, object],
-        model: str = "demo",
-        device: str = "auto",
+        model: str = DEFAULT_MODEL,
+        device: str = DEFAULT_DEVICE,
         reference: Optional[str] = None,
         segmentation=None,
         nested: bool = False,

@@ -255,6 +255,7 @@ TORCH_VERSION_FLOOR = "2.4"
 
 # Where a user may ask computations to run ("cuda:N" picks one GPU); see devices.resolve_device.
 DEVICE_CHOICES: Tuple[str, ...] = ("auto", "cpu", "cuda")
+DEFAULT_DEVICE = DEVICE_CHOICES[0]
 
 # Tumour sub-regions (disjoint labels) and the evaluated regions built from them.
 SUBREGIONS: Tuple[str, ...] = ("ncr", "ed", "et")

@@ -7,11 +7,11 @@ from typing import ContextManager
 
 import torch
 
-from mstkd.conventions import DEVICE_CHOICES
+from mstkd.conventions import DEFAULT_DEVICE, DEVICE_CHOICES
 from mstkd.errors import MSTKDError
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = DEFAULT_DEVICE) -> torch.device:
     """'auto' -> CUDA when usable, else CPU; 'cuda' without a usable GPU is an error that says why."""
     name = name.strip().lower()
     if name == "auto":

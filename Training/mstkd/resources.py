@@ -15,6 +15,8 @@ from mstkd.errors import MSTKDError
 ENVIRONMENT_VARIABLE = "MSTKD_RESOURCES"
 MODELS_FOLDER = "models"
 REGISTRY_FILE = "registry.json"
+# The registry entry used where no model is named: the bundled demo model.
+DEFAULT_MODEL = "demo"
 
 
 def candidate_folders() -> List[Path]:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from mstkd.conventions import DEVICE_CHOICES
+from mstkd.cli.options import add_device, add_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     model.add_argument("--config", type=Path, required=True, help="experiment YAML")
-    model.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
+    add_device(model)
     model.add_argument("--patch", help="override the patch, e.g. 64,64,64")
     model.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up (default 5)")
     model.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -42,13 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     source = inference.add_mutually_exclusive_group()
-    source.add_argument(
-        "--model", default="demo", metavar="NAME|PATH", help="registry name or model file (default demo)"
-    )
+    add_model(source)
     source.add_argument("--config", type=Path, help="experiment YAML: time an untrained network of it")
-    inference.add_argument(
-        "--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)"
-    )
+    add_device(inference)
     inference.add_argument(
         "--repeats", type=int, default=3, help="timed repeats after one warm-up (default 3)"
     )

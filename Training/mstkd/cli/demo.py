@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from mstkd.conventions import DEVICE_CHOICES
+from mstkd.cli.options import add_device, add_model
 
 DEMO_SEED = 2026  # not one of the demo model's training seeds (1000 and up)
 DEMO_CASE = 0
@@ -40,10 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_SEQUENCES,
         help=f"sequences to segment from (default {DEFAULT_SEQUENCES})",
     )
-    parser.add_argument(
-        "--model", default="demo", metavar="NAME|PATH", help="registry name or model file (default demo)"
-    )
-    parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
+    add_model(parser)
+    add_device(parser)
     parser.add_argument(
         "--shape", default="240,240,155", metavar="X,Y,Z", help="phantom grid size (default the BraTS grid)"
     )

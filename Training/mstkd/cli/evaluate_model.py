@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mstkd.conventions import DEVICE_CHOICES
+from mstkd.cli.options import add_device
 from mstkd.metrics import DEFAULT_METRIC_CONVENTION, METRIC_CONVENTIONS
 
 EVERY_SUBSET = "all"
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("evaluation"), help="output folder (default ./evaluation)"
     )
-    parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
+    add_device(parser)
     parser.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
     parser.set_defaults(run=run)
 

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Union
+
+from mstkd.conventions import DEFAULT_DEVICE, DEVICE_CHOICES
+from mstkd.resources import DEFAULT_MODEL
+
+# A parser, or one of its argument groups.
+Options = Union[argparse.ArgumentParser, argparse._ActionsContainer]
 
 
 def add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
@@ -14,4 +21,23 @@ def add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
         default=[],
         metavar="KEY=VALUE",
         help=f"override a setting, e.g. --set {example} (repeatable)",
+    )
+
+
+def add_device(options: Options) -> None:
+    """The `--device` option: where to compute."""
+    options.add_argument(
+        "--device",
+        default=DEFAULT_DEVICE,
+        help=f"one of {', '.join(DEVICE_CHOICES)} (default {DEFAULT_DEVICE})",
+    )
+
+
+def add_model(options: Options) -> None:
+    """The `--model` option: a registry name or a model file."""
+    options.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="NAME|PATH",
+        help=f"registry name or model file (default {DEFAULT_MODEL})",
     )

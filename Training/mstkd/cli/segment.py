@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Iterator, List, Optional, TextIO, Tuple
 
+from mstkd.cli.options import add_device, add_model
 from mstkd.conventions import (
-    DEVICE_CHOICES,
     LABEL_CONVENTIONS,
     SHORT_NAMES,
     SequenceMap,
@@ -60,10 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="use only these sequences, e.g. flair,t2 (default: all a case has)",
     )
     parser.add_argument("--reference", metavar="NAME", help="sequence whose grid the labels land on")
-    parser.add_argument(
-        "--model", default="demo", metavar="NAME|PATH", help="registry name or model file (default demo)"
-    )
-    parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
+    add_model(parser)
+    add_device(parser)
     parser.add_argument(
         "--labels",
         choices=sorted(LABEL_CONVENTIONS),

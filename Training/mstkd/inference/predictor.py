@@ -20,7 +20,14 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from mstkd.conventions import DISPLAY_NAMES, SequenceMap, convert_labels, label_convention, sequence_map
+from mstkd.conventions import (
+    DEFAULT_DEVICE,
+    DISPLAY_NAMES,
+    SequenceMap,
+    convert_labels,
+    label_convention,
+    sequence_map,
+)
 from mstkd.devices import resolve_device, supports_bf16
 from mstkd.errors import MSTKDError
 from mstkd.imageio import array_to_image, image_to_array, read_image
@@ -32,8 +39,8 @@ from mstkd.inference.volumes import region_volumes_ml
 from mstkd.prediction.labelmap import predict_labels
 from mstkd.preprocess import PreparedExam, labels_to_reference, prepare_exam
 from mstkd.preprocess.reference import choose_reference
+from mstkd.resources import DEFAULT_MODEL
 
-DEFAULT_MODEL = "demo"
 OVERLAP = 0.5
 WINDOWS_PER_BATCH = 4
 # Where each stage sits in the overall fraction (about its share of a CPU run on a BraTS-size exam).
@@ -56,7 +63,7 @@ class Predictor:
     def __init__(
         self,
         model: Union[str, Path] = DEFAULT_MODEL,
-        device: str = "auto",
+        device: str = DEFAULT_DEVICE,
         progress: Optional[ProgressCallback] = None,
         registry: Optional[Path] = None,
         overlap: float = OVERLAP,
