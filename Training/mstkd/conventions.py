@@ -270,6 +270,8 @@ REGIONS: Dict[str, FrozenSet[str]] = {
     "TC": frozenset({"ncr", "et"}),
     "ET": frozenset({"et"}),
 }
+# The post-treatment resection cavity is in no tumour region; BraTS 2024 scores it as a region of its own.
+CAVITY_REGION: Dict[str, FrozenSet[str]] = {"RC": frozenset({"rc"})}
 # The networks' output channels, in order (METHOD.md 1.2).
 MODEL_CHANNELS: Tuple[str, ...] = ("ncr", "ed", "et", "background")
 
@@ -333,9 +335,16 @@ def convert_labels(labels: np.ndarray, source: str, target: str) -> np.ndarray:
     return out
 
 
-def region_masks(labels: np.ndarray, convention: LabelConvention) -> Dict[str, np.ndarray]:
-    """Boolean masks of WT, TC and ET from a label map (the resection cavity is in none)."""
+def regions_with_cavity(convention: LabelConvention) -> Dict[str, FrozenSet[str]]:
+    """WT, TC, ET and, where the labels have a resection cavity, RC: the regions BraTS 2024 ranks."""
+    return {**REGIONS, **(CAVITY_REGION if "rc" in convention.values else {})}
+
+
+def region_masks(
+    labels: np.ndarray, convention: LabelConvention, regions: Mapping[str, FrozenSet[str]] = REGIONS
+) -> Dict[str, np.ndarray]:
+    """Boolean masks of `regions` (WT, TC and ET, none holding the resection cavity) from a label map."""
     return {
         region: np.isin(labels, [convention.values[s] for s in subregions])
-        for region, subregions in REGIONS.items()
+        for region, subregions in regions.items()
     }
