@@ -98,13 +98,13 @@ def test_reference_convention_smooths_dice_by_one_and_keeps_pooled_hd95():
 
 
 def test_convention_registry_names_and_rules():
-    assert set(METRIC_CONVENTIONS) == {"brats-legacy", "mstkdnet-ref"}
+    assert set(METRIC_CONVENTIONS) == {"brats-legacy", "mstkdnet-ref", "brats-lesionwise"}
     for name, convention in METRIC_CONVENTIONS.items():
         assert convention.name == name and convention.description
         assert metric_convention(convention) is convention
     assert "373.13" in metric_convention("brats-legacy").empty_prediction_rule()
     assert "HD95 0" in metric_convention("mstkdnet-ref").empty_prediction_rule()
-    with pytest.raises(MSTKDError, match="brats-legacy, mstkdnet-ref"):
+    with pytest.raises(MSTKDError, match="brats-legacy, mstkdnet-ref, brats-lesionwise"):
         metric_convention("monai")
 
 

@@ -6,8 +6,8 @@ so the spacing is given in the same order, which is also SimpleITK's `Image.GetS
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Dict, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 from scipy.ndimage import binary_erosion, generate_binary_structure
@@ -15,6 +15,13 @@ from scipy.spatial import cKDTree
 
 from mstkd.conventions import REGIONS, LabelConvention, region_masks
 from mstkd.errors import MSTKDError
+from mstkd.lesionwise import (
+    LESION_HD95_PENALTY,
+    LESION_MIN_VOLUME_MM3,
+    LESIONWISE_EXTRAS,
+    lesionwise_scores,
+    require_panoptica,
+)
 
 # The diagonal of the 240 x 240 x 155 mm BraTS grid, the legacy penalty for a missed region.
 BRATS_HD95_PENALTY = 373.13
@@ -30,6 +37,14 @@ class MetricConvention:
     dice_both_empty: float
     hd95_both_empty: float
     hd95_one_empty: float
+    # Scored lesion by lesion (mstkd.lesionwise); `extra_metrics` name the values beside Dice and HD95.
+    lesionwise: bool = False
+    extra_metrics: Tuple[str, ...] = ()
+
+    @property
+    def metrics(self) -> Tuple[str, ...]:
+        """The names of every value it gives per region: dice, hd95, then its extra ones."""
+        return ("dice", "hd95", *self.extra_metrics)
 
     def empty_prediction_rule(self) -> str:
         """What a missing (empty) prediction scores under this convention, for warnings."""
@@ -37,9 +52,12 @@ class MetricConvention:
             dice = f"Dice {self.dice_smoothing:g}/(|GT|+{self.dice_smoothing:g})"
         else:
             dice = "Dice 0"
+        absent = "absent" + (
+            f" or all its lesions are {LESION_MIN_VOLUME_MM3:g} mm3 or less" if self.lesionwise else ""
+        )
         return (
             f"{dice} and HD95 {self.hd95_one_empty:g} for every region present in the ground truth "
-            f"(Dice {self.dice_both_empty:g}, HD95 {self.hd95_both_empty:g} where it is absent)"
+            f"(Dice {self.dice_both_empty:g}, HD95 {self.hd95_both_empty:g} where it is {absent})"
         )
 
 
@@ -69,6 +87,19 @@ METRIC_CONVENTIONS: Dict[str, MetricConvention] = {
             hd95_both_empty=0.0,
             hd95_one_empty=0.0,
         ),
+        MetricConvention(
+            "brats-lesionwise",
+            "BraTS 2023 lesion-wise, glioma rules, computed with panoptica: Dice and HD95 averaged over "
+            f"the ground-truth lesions over {LESION_MIN_VOLUME_MM3:g} mm3 and the false lesions, a missed or "
+            f"false lesion scoring Dice 0 and HD95 {LESION_HD95_PENALTY:g} (Dice 1, HD95 0 with neither); "
+            "the global binary Dice and HD95 beside; RC scored too where the labels have it",
+            dice_smoothing=0.0,
+            dice_both_empty=1.0,
+            hd95_both_empty=0.0,
+            hd95_one_empty=LESION_HD95_PENALTY,
+            lesionwise=True,
+            extra_metrics=LESIONWISE_EXTRAS,
+        ),
     )
 }
 DEFAULT_METRIC_CONVENTION = "brats-legacy"
@@ -78,10 +109,20 @@ ConventionLike = Union[str, MetricConvention]
 
 @dataclass(frozen=True)
 class RegionScore:
-    """Dice and HD95 (mm) of one region of one case."""
+    """Dice and HD95 (mm) of one region of one case, and the values its convention adds beside them."""
 
     dice: float
     hd95: float
+    extra: Mapping[str, float] = field(default_factory=dict)
+
+    def values(self) -> Dict[str, float]:
+        """Dice, HD95 and the extra values, by name."""
+        return {"dice": self.dice, "hd95": self.hd95, **self.extra}
+
+
+def scored_regions(scores: Sequence[Mapping[str, RegionScore]]) -> Tuple[str, ...]:
+    """The regions of per-case scores in report order: WT, TC, ET, and RC where a convention adds it."""
+    return tuple(scores[0]) if scores else tuple(REGIONS)
 
 
 def metric_convention(name: ConventionLike) -> MetricConvention:
@@ -89,11 +130,14 @@ def metric_convention(name: ConventionLike) -> MetricConvention:
     if isinstance(name, MetricConvention):
         return name
     try:
-        return METRIC_CONVENTIONS[name.lower()]
+        convention = METRIC_CONVENTIONS[name.lower()]
     except KeyError:
         raise MSTKDError(
             f"Unknown metric convention '{name}'; choose one of {', '.join(METRIC_CONVENTIONS)}."
         ) from None
+    if convention.lesionwise:
+        require_panoptica()  # refused when chosen, not after a long inference
+    return convention
 
 
 def dice(
@@ -154,13 +198,18 @@ def region_scores(
     spacing: Sequence[float] = (1.0, 1.0, 1.0),
     convention: ConventionLike = DEFAULT_METRIC_CONVENTION,
 ) -> Dict[str, RegionScore]:
-    """Dice and HD95 of WT, TC and ET from two label maps of the same grid."""
+    """Dice and HD95 of WT, TC and ET (and RC if lesion-wise and labelled) from two label maps of one grid."""
     if reference_labels.shape != predicted_labels.shape:
         raise MSTKDError(
             f"The label maps differ in size ({reference_labels.shape} vs {predicted_labels.shape}); "
             f"resample the prediction onto the ground truth's grid."
         )
     rule = metric_convention(convention)
+    if rule.lesionwise:
+        return {
+            region: RegionScore(s.dice, s.hd95, {name: getattr(s, name) for name in rule.extra_metrics})
+            for region, s in lesionwise_scores(reference_labels, predicted_labels, labels, spacing).items()
+        }
     reference = region_masks(reference_labels, labels)
     prediction = region_masks(predicted_labels, labels)
     return {

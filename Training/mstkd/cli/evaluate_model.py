@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from mstkd.progress import progress
     from mstkd.splits import read_split
 
+    convention = metric_convention(args.convention)
     subsets = SUBSETS if args.subsets.strip().lower() == EVERY_SUBSET else parse_subsets(args.subsets)
     discovery = discover_cases(args.data)
     cases = [c for c in discovery.cases if not c.missing and c.segmentation is not None]
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         model,
         cases,
         subsets,
-        metric_convention(args.convention),
+        convention,
         device,
         split=str(args.split) if args.split else f"all cases in {args.data}",
         overlap=args.overlap,

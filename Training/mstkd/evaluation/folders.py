@@ -22,7 +22,7 @@ from mstkd.cases import (
     discover_cases,
     name_a_few,
 )
-from mstkd.conventions import DEFAULT_LABELS, REGIONS, LabelConvention, check_labels, label_convention
+from mstkd.conventions import DEFAULT_LABELS, LabelConvention, check_labels, label_convention
 from mstkd.errors import MSTKDError
 from mstkd.imageio import (
     PathLike,
@@ -40,6 +40,7 @@ from mstkd.metrics import (
     RegionScore,
     metric_convention,
     region_scores,
+    scored_regions,
 )
 from mstkd.progress import progress
 
@@ -76,6 +77,11 @@ class Evaluation:
         """Standard deviation (population) of Dice and HD95 of each region over the cases."""
         return self._summarise(np.std)
 
+    @property
+    def regions(self) -> Tuple[str, ...]:
+        """The scored regions in report order."""
+        return scored_regions([c.regions for c in self.cases])
+
     def to_json(self) -> Dict[str, Any]:
         """The report as a JSON-ready dict: convention, per-case scores, means."""
         return {
@@ -89,19 +95,15 @@ class Evaluation:
         return _write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     def write_csv(self, path: PathLike) -> Path:
-        """Write one row per case (Dice and HD95 per region, convention, missing flag); returns the path."""
+        """Write one row per case (each value per region, convention, missing flag); returns the path."""
         stream = io.StringIO()
         writer = csv.writer(stream, lineterminator="\n")
+        metrics = self.convention.metrics
         writer.writerow(
-            [
-                "case",
-                *(f"{r}_{m}" for r in REGIONS for m in ("dice", "hd95")),
-                "prediction_missing",
-                "convention",
-            ]
+            ["case", *(f"{r}_{m}" for r in self.regions for m in metrics), "prediction_missing", "convention"]
         )
         for case in self.cases:
-            scores = [v for r in REGIONS for v in (case.regions[r].dice, case.regions[r].hd95)]
+            scores = [case.regions[r].values()[m] for r in self.regions for m in metrics]
             writer.writerow([case.case_id, *scores, case.prediction_missing, self.convention.name])
         return _write_text(path, stream.getvalue())
 
@@ -113,23 +115,29 @@ class Evaluation:
             f"Metric convention: {self.convention.name} ({self.convention.description})",
             f"Labels: {self.labels.name}; cases: {len(self.cases)}"
             + (f", {missing} of them without a prediction (penalised)" if missing else ""),
-            f"{'Region':<7}{'Dice mean':>11}{'Dice std':>10}{'HD95 mean':>11}{'HD95 std':>10}{'Cases':>7}",
+            f"{'Region':<7}{'Dice mean':>11}{'Dice std':>10}{'HD95 mean':>11}{'HD95 std':>10}{'Cases':>7}"
+            + "".join(f"{name:>{len(name) + 2}}" for name in self.convention.extra_metrics),
         ]
-        for region in REGIONS:
+        for region in self.regions:
             lines.append(
                 f"{region:<7}{mean[region].dice:>11.4f}{std[region].dice:>10.4f}"
                 f"{mean[region].hd95:>11.2f}{std[region].hd95:>10.2f}{len(self.cases):>7}"
+                + "".join(
+                    f"{mean[region].extra[name]:>{len(name) + 2}.{4 if 'dice' in name else 2}f}"
+                    for name in self.convention.extra_metrics
+                )
             )
         return "\n".join(lines)
 
     def _summarise(self, reduce: Callable[[List[float]], Any]) -> Dict[str, RegionScore]:
-        return {
-            region: RegionScore(
-                float(reduce([c.regions[region].dice for c in self.cases])),
-                float(reduce([c.regions[region].hd95 for c in self.cases])),
-            )
-            for region in REGIONS
-        }
+        summary = {}
+        for region in self.regions:
+            values = {
+                name: float(reduce([c.regions[region].values()[name] for c in self.cases]))
+                for name in self.convention.metrics
+            }
+            summary[region] = RegionScore(values.pop("dice"), values.pop("hd95"), values)
+        return summary
 
 
 def evaluate_folders(
@@ -229,7 +237,7 @@ def _prediction_files(pred_dir: PathLike) -> Dict[str, Path]:
 
 
 def _as_dicts(scores: Mapping[str, RegionScore]) -> Dict[str, Dict[str, float]]:
-    return {region: {"dice": scores[region].dice, "hd95": scores[region].hd95} for region in REGIONS}
+    return {region: score.values() for region, score in scores.items()}
 
 
 def _write_text(path: PathLike, text: str) -> Path:

@@ -10,22 +10,28 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from mstkd.cases import Case
-from mstkd.conventions import REGIONS, SEQUENCES, Subset, check_labels
+from mstkd.conventions import SEQUENCES, Subset, check_labels
 from mstkd.errors import MSTKDError
 from mstkd.imageio import image_to_array, read_image, same_grid
 from mstkd.inference.model_file import TrainedModel
 from mstkd.intensity import brain_mask, normalise_sequences
-from mstkd.metrics import MetricConvention, RegionScore, region_scores
+from mstkd.metrics import MetricConvention, RegionScore, region_scores, scored_regions
 from mstkd.prediction.labelmap import predict_labels
 
 AVERAGE = "average"
-METRICS = ("dice", "hd95")
+# The values a markdown table shows (Dice in %, HD95 in mm); the CSV and JSON tables hold every value.
+MARKDOWN_COLUMNS = {
+    "dice": "Dice",
+    "hd95": "HD95",
+    "global_dice": "global Dice",
+    "global_hd95": "global HD95",
+}
 
 
 @dataclass(frozen=True)
@@ -53,12 +59,17 @@ class ProtocolResult:
         """How many cases were evaluated."""
         return len({s.case_id for s in self.scores})
 
+    @property
+    def regions(self) -> Tuple[str, ...]:
+        """The scored regions in report order."""
+        return scored_regions([s.regions for s in self.scores])
+
     def table(self) -> List[Dict[str, object]]:
-        """One row per subset (paper order) and an average row: mean Dice and HD95 per region."""
+        """One row per subset (paper order) and an average row: the mean of each value per region."""
         rows = []
         for subset in self.subsets:
             chosen = [s for s in self.scores if s.subset == subset]
-            rows.append({"subset": subset.name, **_means(chosen)})
+            rows.append({"subset": subset.name, **_means(chosen, self.convention.metrics, self.regions)})
         per_subset = [{k: v for k, v in row.items() if k != "subset"} for row in rows]
         rows.append(
             {"subset": AVERAGE, **{k: float(np.mean([r[k] for r in per_subset])) for k in per_subset[0]}}
@@ -74,13 +85,16 @@ class ProtocolResult:
 
     def markdown(self) -> str:
         """The table as markdown, Dice in % and HD95 in mm, under its header."""
-        columns = [f"{metric} {region}" for metric in ("Dice", "HD95") for region in REGIONS]
+        shown = [(m, r) for m in self.convention.metrics if m in MARKDOWN_COLUMNS for r in self.regions]
+        columns = [f"{MARKDOWN_COLUMNS[m]} {r}" for m, r in shown]
         lines = [f"<!-- {self.header()} -->", "| subset | " + " | ".join(columns) + " |"]
         lines.append("|---" * (len(columns) + 1) + "|")
         for row in self.table():
-            dice = [f"{100 * row[f'dice_{r}']:.1f}" for r in REGIONS]
-            hd95 = [f"{row[f'hd95_{r}']:.2f}" for r in REGIONS]
-            lines.append(f"| {row['subset']} | " + " | ".join(dice + hd95) + " |")
+            values = [
+                f"{100 * row[f'{m}_{r}']:.1f}" if m.endswith("dice") else f"{row[f'{m}_{r}']:.2f}"
+                for m, r in shown
+            ]
+            lines.append(f"| {row['subset']} | " + " | ".join(values) + " |")
         return "\n".join(lines)
 
     def write(self, folder: Path) -> Dict[str, Path]:
@@ -98,10 +112,12 @@ class ProtocolResult:
         with open(paths["cases.csv"], "w", newline="") as stream:
             stream.write(f"# {self.header()}\n")
             writer = csv.writer(stream)
-            writer.writerow(["case", "subset", "region", "dice", "hd95"])
+            metrics = self.convention.metrics
+            writer.writerow(["case", "subset", "region", *metrics])
             for score in self.scores:
                 for region, value in score.regions.items():
-                    writer.writerow([score.case_id, score.subset.name, region, value.dice, value.hd95])
+                    values = value.values()
+                    writer.writerow([score.case_id, score.subset.name, region, *(values[m] for m in metrics)])
         return paths
 
     def to_json(self) -> Dict[str, object]:
@@ -172,9 +188,9 @@ def _read_case(case: Case, labels) -> tuple:
     return np.stack([image_to_array(i).astype(np.float32) for i in images]), truth, truth_image.GetSpacing()
 
 
-def _means(scores: Sequence[SubsetScore]) -> Dict[str, float]:
+def _means(scores: Sequence[SubsetScore], metrics: Sequence[str], regions: Sequence[str]) -> Dict[str, float]:
     return {
-        f"{metric}_{region}": float(np.mean([getattr(s.regions[region], metric) for s in scores]))
-        for metric in METRICS
-        for region in REGIONS
+        f"{metric}_{region}": float(np.mean([s.regions[region].values()[metric] for s in scores]))
+        for metric in metrics
+        for region in regions
     }
