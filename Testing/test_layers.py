@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENGINE_LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("mstkd", "mstkd.errors", "mstkd.files", "mstkd.progress"),
     ("mstkd.conventions", "mstkd.typed_config", "mstkd.imageio", "mstkd.resources"),
+    ("mstkd.lesionwise",),
     ("mstkd.devices", "mstkd.targets", "mstkd.intensity", "mstkd.metrics", "mstkd.figures", "mstkd.cases"),
     ("mstkd.splits", "mstkd.preprocess", "mstkd.phantom"),
     ("mstkd.models",),
