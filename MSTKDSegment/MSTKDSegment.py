@@ -512,6 +512,10 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 sequences=segmentation.GetAttribute("MSTKD.Sequences") or "",
             )
         )
+        for warning in run.warnings:
+            self.log(_("Warning: {warning}").format(warning=warning))
+        if run.warnings:
+            slicer.util.warningDisplay("\n\n".join(run.warnings), windowTitle=_("Check the result"))
 
     def cancelRun(self) -> None:
         if self._timer is not None:

@@ -21,6 +21,19 @@ def double_command() -> list:
     return [sys.executable, str(PROTOCOL_DOUBLE)]
 
 
+def double_logic(app, work_folder):
+    """The Lib's logic on a SlicerApp's scene, running the protocol double as its engine."""
+    from MSTKDSegmentLib import SegmentationLogic
+
+    return SegmentationLogic(
+        app.scene,
+        app.segmentations_logic,
+        app.volumes_logic,
+        command=double_command(),
+        work_folder=str(work_folder),
+    )
+
+
 def tumour_array(shape: Sequence[int] = (24, 28, 32), offset: Tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """A (k, j, i) int16 volume: brain 50, oedema 150, necrosis 250, enhancing 350 (see the double)."""
     a = np.full(tuple(shape), 50, dtype=np.int16)

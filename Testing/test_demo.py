@@ -56,3 +56,18 @@ def test_the_main_job_as_the_readme_runs_it_segments_the_full_size_exam_well(tmp
     # Measured with the bundled model: WT 0.84, TC 0.55, ET 0.43 (FLAIR + T2 hardly show enhancement).
     assert summary["dice"]["WT"] > 0.75 and summary["dice"]["TC"] > 0.4, summary["dice"]
     assert sitk.ReadImage(str(out / "labels.nii.gz")).GetSize() == (240, 240, 155)
+
+
+def test_the_demo_refuses_a_read_only_folder_and_a_users_file_before_any_work(tmp_path, capsys, monkeypatch):
+    from faults import no_model, read_only
+
+    no_model(monkeypatch)
+    out = tmp_path / "demo"
+    out.mkdir()
+    with read_only(out):
+        assert main(["demo", "--out", str(out), "--shape", "64,64,48"]) == USER_ERROR_STATUS
+    assert "read-only file system" in capsys.readouterr().err
+    (out / "preview.png").write_bytes(b"\x89PNG my own picture")
+    assert main(["demo", "--out", str(out), "--shape", "64,64,48"]) == USER_ERROR_STATUS
+    assert "preview.png exists and is not a picture written by mstkd" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["preview.png"]

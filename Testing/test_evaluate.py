@@ -125,7 +125,7 @@ def test_ground_truth_against_itself_in_a_release_layout(tmp_path, capsys):
     assert status == 0
     assert "without a segmentation: BraTS-GLI-00009-000" in err
     report = json.loads((tmp_path / "o" / "r.json").read_text())
-    assert list(report) == ["convention", "cases", "mean"]
+    assert list(report) == ["written_by", "convention", "cases", "mean"]
     assert [c["case"] for c in report["cases"]] == [f"BraTS-GLI-0000{n}-000" for n in range(3)]
     for entry in report["cases"]:
         assert list(entry) == ["case", "WT", "TC", "ET"]

@@ -24,7 +24,7 @@ def oblique_image() -> sitk.Image:
 @pytest.mark.parametrize("extension", [".nii.gz", ".nii", ".nrrd", ".nhdr"])
 def test_round_trip_keeps_voxels_and_geometry(tmp_path, extension):
     image = oblique_image()
-    path = write_image(image, tmp_path / "sub" / f"case_t1{extension}")
+    path = write_image(image, tmp_path / "sub" / f"case_t1{extension}", "test image")
     back = read_image(path)
     assert same_grid(image, back)
     assert np.array_equal(image_to_array(back), image_to_array(image))
@@ -41,4 +41,4 @@ def test_unreadable_and_unsupported_files_get_clear_errors(tmp_path):
     with pytest.raises(MSTKDError, match="Could not read"):
         read_image(tmp_path / "broken.nii.gz")
     with pytest.raises(MSTKDError, match="Cannot write"):
-        write_image(oblique_image(), tmp_path / "out.png")
+        write_image(oblique_image(), tmp_path / "out.png", "test image")

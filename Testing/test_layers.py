@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. A group imports only from its own group and from the layers below its own.
 ENGINE_LAYERS: Tuple[Tuple[str, ...], ...] = (
-    ("mstkd", "mstkd.errors", "mstkd.files", "mstkd.progress"),
+    ("mstkd", "mstkd.errors"),
+    ("mstkd.files", "mstkd.progress", "mstkd.nifti_check"),
     ("mstkd.conventions", "mstkd.typed_config", "mstkd.imageio", "mstkd.resources"),
     ("mstkd.lesionwise",),
     ("mstkd.devices", "mstkd.targets", "mstkd.intensity", "mstkd.metrics", "mstkd.figures", "mstkd.cases"),

@@ -7,9 +7,9 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from mstkd.checkpoint import sha256_of
 from mstkd.conventions import label_convention
 from mstkd.errors import MSTKDError
+from mstkd.files import sha256_of
 from mstkd.imageio import image_to_array
 from mstkd.inference import predictor as predictor_module
 from mstkd.inference.predictor import Predictor, run_with_fallback

@@ -96,7 +96,7 @@ def test_a_tampered_download_is_refused_and_nothing_is_left_in_the_cache(resourc
     write_registry(resources, entry("big", payload, url=served.as_uri()))
     with pytest.raises(MSTKDError, match="does not match the registry's sha256.*deleted"):
         resolve_model("big")
-    assert not any(cache_dir().iterdir())
+    assert not cache_dir().exists()  # not even the folder made for it
 
 
 def test_an_unreachable_url_says_what_to_do(resources, tmp_path):
@@ -104,7 +104,7 @@ def test_an_unreachable_url_says_what_to_do(resources, tmp_path):
     write_registry(resources, entry("gone", b"x", url=missing))
     with pytest.raises(MSTKDError, match="Could not download model 'gone'.*--model"):
         resolve_model("gone")
-    assert not any(cache_dir().iterdir())
+    assert not cache_dir().exists()
 
 
 def test_an_unknown_name_lists_the_registry_and_a_missing_path_says_so(resources):

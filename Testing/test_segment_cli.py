@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from mstkd.checkpoint import sha256_of
 from mstkd.cli.main import USER_ERROR_STATUS, main
+from mstkd.files import sha256_of
 from mstkd.imageio import image_to_array
 
 CASE = "BraTS2021_00002"
@@ -56,8 +56,10 @@ def test_one_exam_writes_labels_on_the_reference_grid_and_a_summary(
     assert set(np.unique(values)) <= {0, 1, 2, 3}
     data = json.loads(summary.read_text())
     assert set(data) == {
-        "output", "reference", "sequences", "model", "device", "labels", "volumes_ml", "timings_s", "steps"
+        "written_by", "output", "reference", "sequences", "model", "device", "labels", "volumes_ml",
+        "timings_s", "steps", "warnings",
     }  # fmt: skip
+    assert data["written_by"] == "mstkd segment" and data["warnings"] == []
     assert data["output"] == str(out) and data["reference"] == "t1ce" and data["labels"] == "brats2023"
     assert data["sequences"] == ["flair", "t1ce"] and data["device"] == "cpu"
     assert data["model"] == {

@@ -17,7 +17,7 @@ pytest.importorskip("trame_slicer")
 
 from slicer_helpers import (  # noqa: E402
     add_volume,
-    double_command,
+    double_logic,
     expected_labels,
     matrix_of,
     scene_state,
@@ -42,15 +42,7 @@ def app():
 
 @pytest.fixture
 def logic(app, tmp_path):
-    from MSTKDSegmentLib import SegmentationLogic
-
-    return SegmentationLogic(
-        app.scene,
-        app.segmentations_logic,
-        app.volumes_logic,
-        command=double_command(),
-        work_folder=str(tmp_path),
-    )
+    return double_logic(app, tmp_path)
 
 
 def test_the_double_takes_exactly_the_options_of_the_real_command():

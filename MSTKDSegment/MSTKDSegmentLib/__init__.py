@@ -21,6 +21,7 @@ from mstkd.conventions import (  # noqa: E402
     sequence_map,
 )
 from mstkd.errors import MSTKDError  # noqa: E402
+from mstkd.imageio import is_dicom_folder  # noqa: E402
 from mstkd.preprocess.reference import choose_reference  # noqa: E402
 from mstkd.resources import DEFAULT_MODEL  # noqa: E402
 from MSTKDSegmentLib.dependencies import (  # noqa: E402
@@ -40,7 +41,7 @@ from MSTKDSegmentLib.results import (  # noqa: E402
     terminology_tag,
 )
 from MSTKDSegmentLib.sequences import assign_sequences, duplicate_inputs, guess_node_sequence  # noqa: E402
-from MSTKDSegmentLib.volumes import SYNTHETIC_SHAPE, is_dicom_folder, load_case_folder, load_phantom  # noqa: E402
+from MSTKDSegmentLib.volumes import SYNTHETIC_SHAPE, load_case_folder, load_phantom  # noqa: E402
 
 __all__ = [
     "ALL_SEGMENTS",

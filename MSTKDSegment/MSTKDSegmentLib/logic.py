@@ -8,14 +8,13 @@ or failed run leaves it exactly as it was.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 import slicer
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
@@ -38,10 +37,13 @@ from mstkd.resources import DEFAULT_MODEL
 from MSTKDSegmentLib.engine import child_environment, segment_command
 from MSTKDSegmentLib.process import EngineProcess, Event, Progress, ProgressClock
 from MSTKDSegmentLib.results import (
+    check_result_file,
+    check_summary_volumes,
     import_segments,
     label_array,
     place_beside,
     read_label_map,
+    read_summary,
     same_matrix,
     set_reference_geometry,
     store_provenance,
@@ -101,6 +103,7 @@ class SegmentationRun:
         self.clock = ProgressClock()
         self.progress: Optional[Progress] = None
         self.segmentation_node = None
+        self.warnings: List[str] = []  # what the engine found suspect about the inputs or the model
         self._done = False
 
     @property
@@ -304,12 +307,13 @@ class SegmentationLogic:
         reference_node = run.inputs[run.reference]
         if reference_node.GetScene() is not self.scene:
             raise MSTKDError("The reference volume was removed from the scene while segmenting; run again.")
-        summary = _read_summary(run.folder / SUMMARY_FILE)
         output = run.folder / OUTPUT_FILE
         if not output.is_file():
             raise MSTKDError(
                 "The engine ended without writing a segmentation; see the log for what it reported."
             )
+        summary = read_summary(run.folder / SUMMARY_FILE, run.request.labels)
+        check_result_file(output)
         label_node = read_label_map(output)
         written = vtkMatrix4x4()
         label_node.GetIJKToRASMatrix(written)
@@ -322,6 +326,9 @@ class SegmentationLogic:
             )
         labels = label_array(label_node)
         check_labels(labels, label_convention(run.request.labels), "segmentation the engine wrote")
+        volumes = region_volumes_ml(labels, label_convention(run.request.labels), label_node.GetSpacing())
+        check_summary_volumes(summary, volumes)
+        run.warnings = [str(w) for w in summary.get("warnings") or []]
 
         target = run.request.segmentation
         created = target is None
@@ -341,10 +348,7 @@ class SegmentationLogic:
         else:
             target.RemoveClosedSurfaceRepresentation()
         store_provenance(target, summary, run.sequences, run.reference)
-        volumes = volumes_from_summary(summary) or region_volumes_ml(
-            labels, label_convention(run.request.labels), label_node.GetSpacing()
-        )
-        table = update_volumes_table(self.scene, target, volumes)
+        table = update_volumes_table(self.scene, target, volumes_from_summary(summary) or volumes)
         if created:
             place_beside(self.scene, target, reference_node)
             place_beside(self.scene, table, reference_node)
@@ -375,11 +379,3 @@ class SegmentationLogic:
         local = vtkMatrix4x4()
         vtkMatrix4x4.Multiply4x4(to_node, world, local)
         return local
-
-
-def _read_summary(path: Path) -> Dict[str, object]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

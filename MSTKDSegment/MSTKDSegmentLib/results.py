@@ -8,7 +8,9 @@ only: a user's later changes to them survive re-runs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,6 +21,7 @@ from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
 from mstkd.conventions import REGIONS, label_convention
 from mstkd.errors import MSTKDError
+from mstkd.imageio import read_image
 
 CATEGORY_CONTEXT = "Segmentation category and type - DICOM master list"
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
@@ -30,6 +33,8 @@ Code = Tuple[str, str, str]
 Colour = Tuple[int, int, int]
 
 VOLUMES_TABLE_ROLE = "MSTKDVolumesTable"
+# Rounding of the summary's volumes (4 decimals) and of float sums.
+VOLUME_TOLERANCE_ML = 1e-3
 ATTRIBUTE_PREFIX = "MSTKD."
 
 
@@ -95,6 +100,47 @@ def terminology_tag(spec: SegmentSpec) -> str:
 def set_terminology(segment, spec: SegmentSpec) -> None:
     """Tag a segment with its terminology (the tag works on every Slicer 5 version)."""
     segment.SetTag(segment.GetTerminologyEntryTagName(), terminology_tag(spec))
+
+
+def read_summary(path: Path, labels: str) -> Dict[str, object]:
+    """The engine's JSON summary of a run; a missing, unreadable or inconsistent one raises."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise MSTKDError(
+            f"The engine's summary of the segmentation cannot be read ({error}); the result was not imported."
+        ) from None
+    if not isinstance(data, dict):
+        raise MSTKDError("The engine's summary is not a JSON object; the result was not imported.")
+    if data.get("labels") != labels:
+        raise MSTKDError(
+            f"The engine wrote labels in the {data.get('labels')!r} convention, not the {labels!r} asked "
+            "for; the result was not imported."
+        )
+    return data
+
+
+def check_result_file(path: Path) -> None:
+    """Refuse a label map the engine left damaged or truncated (read byte for byte by mstkd)."""
+    image = read_image(path)
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise MSTKDError(
+            f"The engine wrote a {image.GetDimension()}D image with {image.GetNumberOfComponentsPerPixel()} "
+            "value(s) per voxel instead of a 3D label map; the result was not imported."
+        )
+
+
+def check_summary_volumes(summary: Mapping[str, object], volumes: Mapping[str, float]) -> None:
+    """Refuse a summary whose region volumes disagree with the label map it describes."""
+    reported = volumes_from_summary(summary)
+    if reported is None:
+        return
+    for key, value in volumes.items():
+        if abs(reported.get(key, value) - value) > VOLUME_TOLERANCE_ML + 1e-3 * value:
+            raise MSTKDError(
+                f"The engine's summary gives {key} {reported[key]:.2f} mL but its label map holds "
+                f"{value:.2f} mL; the result was not imported."
+            )
 
 
 def read_label_map(path) -> slicer.vtkMRMLLabelMapVolumeNode:
@@ -211,6 +257,7 @@ def store_provenance(
         "Reference": summary.get("reference") or reference,
         "Device": summary.get("device", ""),
         "Labels": summary.get("labels", ""),
+        "Warnings": " | ".join(str(w) for w in summary.get("warnings") or []),
     }
     for name, value in attributes.items():
         segmentation_node.SetAttribute(ATTRIBUTE_PREFIX + name, str(value or ""))

@@ -19,11 +19,9 @@ from vtkmodules.vtkCommonMath import vtkMatrix4x4
 from mstkd.cases import Case, discover_cases, find_case_files, name_a_few
 from mstkd.conventions import DISPLAY_NAMES, SEQUENCES, SequenceMap, make_subset
 from mstkd.errors import MSTKDError
-from mstkd.imageio import PathLike, image_extension, strip_image_extension
+from mstkd.imageio import PathLike, image_extension, strip_image_extension, write_image
 
 SYNTHETIC_SHAPE: Tuple[int, int, int] = (120, 120, 78)
-_DICOM_MAGIC = b"DICM"
-_DICOM_PROBES = 200
 
 
 def world_ijk_to_ras(node) -> vtkMatrix4x4:
@@ -139,7 +137,7 @@ def load_phantom(
     sequences: Sequence[str] = SEQUENCES,
 ) -> SequenceMap[object]:
     """Generate a synthetic BraTS-like case (mstkd.phantom) and load the chosen sequences into the scene."""
-    from mstkd.phantom.generate import generate_case
+    from mstkd.phantom.generate import PHANTOM, generate_case
 
     case = generate_case(seed, 0, shape)
     patient = f"MSTKD synthetic case {seed}"
@@ -148,7 +146,7 @@ def load_phantom(
         nodes = {}
         for sequence in make_subset(sequences).sequences:
             path = folder / f"{sequence}.nrrd"
-            _write_sitk(case.images[sequence], path)
+            write_image(case.images[sequence], path, PHANTOM, compress=False)
             name = f"Synthetic{seed}_{DISPLAY_NAMES[sequence]}"
             nodes[sequence] = load_volume_file(scene, volumes_logic, path, name)
             # The file is temporary: drop it, so that saving the scene writes the volume anew.
@@ -160,12 +158,6 @@ def load_phantom(
         shutil.rmtree(folder, ignore_errors=True)
     place_in_study(scene, nodes.values(), patient, "Synthetic MRI")
     return SequenceMap(nodes)
-
-
-def _write_sitk(image, path: Path) -> None:
-    import SimpleITK as sitk
-
-    sitk.WriteImage(image, str(path), useCompression=False)
 
 
 def place_in_study(scene, nodes, patient: str, study: str) -> int:
@@ -180,28 +172,3 @@ def place_in_study(scene, nodes, patient: str, study: str) -> int:
         elif hierarchy.GetItemParent(item) == hierarchy.GetSceneItemID():
             hierarchy.SetItemParent(item, study_item)
     return study_item
-
-
-def is_dicom_folder(folder: PathLike) -> bool:
-    """True when the folder holds DICOM files (checked by their 'DICM' preamble) and no NIfTI/NRRD file."""
-    folder = Path(folder)
-    probed = 0
-    found = False
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        if image_extension(path):
-            return False
-        if not found and probed < _DICOM_PROBES:
-            probed += 1
-            found = _has_dicom_preamble(path)
-    return found
-
-
-def _has_dicom_preamble(path: Path) -> bool:
-    try:
-        with open(path, "rb") as stream:
-            stream.seek(128)
-            return stream.read(4) == _DICOM_MAGIC
-    except OSError:
-        return False

@@ -4,6 +4,10 @@ The format training writes and inference reads: the weights, their digest, and t
 (`model_metadata`) from which `experiment_of` rebuilds what the weights belong to.
 
 Nothing here unpickles: a checkpoint is tensors and text, so a user's file can never run code.
+A file records a digest over its weights and its metadata together (format 2), so that a model
+given by path cannot be used with edited metadata (spacing, labels, sequence order). Files of
+format 1 recorded a digest of the weights alone: they are fully verified when the registry
+vouches for the whole file's sha256, and otherwise load with `metadata_verified` False.
 """
 
 from __future__ import annotations
@@ -12,24 +16,26 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from mstkd.conventions import MODEL_CHANNELS, SEQUENCES
+from mstkd.conventions import MODEL_CHANNELS, SEQUENCES, label_convention
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, experiment_from_mapping
-from mstkd.files import atomic_write
+from mstkd.files import write_bytes
+from mstkd.preprocess.grid import check_spacing
 from mstkd.typed_config import to_mapping
 
 METADATA_KEY = "mstkd"
 WEIGHTS_DIGEST_KEY = "weights_sha256"
-FORMAT_VERSION = 1
+# sha256 over the weights' digest and every other metadata field (format 2 on).
+CONTENT_DIGEST_KEY = "content_sha256"
+FORMAT_VERSION = 2
 # What a model file must record for inference (model_metadata writes it).
 MODEL_METADATA = ("experiment", "sequences", "channels", "labels", "spacing")
-_HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -40,37 +46,42 @@ class Checkpoint:
     state_dict: Dict[str, torch.Tensor]
     metadata: Dict[str, Any]
     sha256: str
-
-
-def sha256_of(path: Union[str, Path]) -> str:
-    """The hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    metadata_verified: bool = True
 
 
 def save_checkpoint(
     path: Union[str, Path], state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]
 ) -> str:
     """Write weights and JSON-serialisable metadata atomically; returns the file's sha256."""
-    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state_dict.items()}
-    recorded = {"format_version": FORMAT_VERSION, **metadata, WEIGHTS_DIGEST_KEY: weights_digest(tensors)}
-    header = {METADATA_KEY: json.dumps(recorded, sort_keys=True)}
-    payload = save(tensors, metadata=header)
-    atomic_write(path, lambda tmp: tmp.write_bytes(payload))
+    payload = checkpoint_bytes(state_dict, metadata)
+    write_bytes(path, payload)
     return hashlib.sha256(payload).hexdigest()
 
 
+def checkpoint_bytes(state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> bytes:
+    """The bytes of a checkpoint file: the tensors, and the metadata with both digests recorded."""
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state_dict.items()}
+    recorded = {**metadata, "format_version": FORMAT_VERSION, WEIGHTS_DIGEST_KEY: weights_digest(tensors)}
+    recorded[CONTENT_DIGEST_KEY] = content_digest(recorded)
+    return save(tensors, metadata={METADATA_KEY: json.dumps(recorded, sort_keys=True)})
+
+
 def load_checkpoint(path: Union[str, Path], expected_sha256: Optional[str] = None) -> Checkpoint:
-    """Read a checkpoint, refusing a missing, truncated, foreign or tampered file."""
+    """Read a checkpoint, refusing a missing, truncated, foreign or tampered file.
+
+    `expected_sha256` is the whole file's digest when a registry records it.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise MSTKDError(f"{path} is a folder; give the model file itself (a .safetensors file).")
     if not path.is_file():
         raise MSTKDError(
             f"Model file not found: {path}. Check the path or use a registry name such as 'demo'."
         )
-    payload = path.read_bytes()
+    try:
+        payload = path.read_bytes()
+    except OSError as error:
+        raise MSTKDError(f"Cannot read the model file {path} ({error.strerror}).") from None
     digest = hashlib.sha256(payload).hexdigest()
     if expected_sha256 is not None and digest != expected_sha256.lower():
         raise MSTKDError(
@@ -86,13 +97,22 @@ def load_checkpoint(path: Union[str, Path], expected_sha256: Optional[str] = Non
         ) from None
     if METADATA_KEY not in header:
         raise MSTKDError(f"{path} is a safetensors file without mstkd metadata; it was not written by mstkd.")
-    metadata = json.loads(header[METADATA_KEY])
+    metadata = _parse_metadata(path, header[METADATA_KEY])
     if metadata.get(WEIGHTS_DIGEST_KEY) != weights_digest(state_dict):
         raise MSTKDError(
             f"The weights in {path} do not match the digest recorded when it was written: the file was "
             "damaged or altered. Delete it and get it again."
         )
-    return Checkpoint(path, state_dict, metadata, digest)
+    if CONTENT_DIGEST_KEY in metadata or metadata.get("format_version") != 1:
+        if metadata.get(CONTENT_DIGEST_KEY) != content_digest(metadata):
+            raise MSTKDError(
+                f"The metadata of the model file {path} (spacing, labels, sequences, configuration) do "
+                "not match the digest recorded when it was written: the file was edited or damaged. "
+                "Delete it and get it again."
+            )
+        return Checkpoint(path, state_dict, metadata, digest)
+    vouched = expected_sha256 is not None  # the registry's digest of the whole file was checked
+    return Checkpoint(path, state_dict, metadata, digest, metadata_verified=vouched)
 
 
 def model_metadata(
@@ -112,19 +132,48 @@ def model_metadata(
 
 
 def experiment_of(checkpoint: Checkpoint) -> ExperimentConfig:
-    """The experiment a model file records, refusing a file that lacks what inference needs."""
-    metadata = checkpoint.metadata
+    """The experiment a model file records, after checking every metadata field inference uses."""
+    metadata, path = checkpoint.metadata, checkpoint.path
     missing = [key for key in MODEL_METADATA if key not in metadata]
     if missing:
         raise MSTKDError(
-            f"{checkpoint.path} lacks the metadata {', '.join(missing)}; it was not exported by mstkd."
+            f"The model file {path} lacks the metadata {', '.join(missing)}; it was not exported by mstkd."
         )
-    if list(metadata["sequences"]) != list(SEQUENCES) or list(metadata["channels"]) != list(MODEL_CHANNELS):
+    if metadata["sequences"] != list(SEQUENCES) or metadata["channels"] != list(MODEL_CHANNELS):
         raise MSTKDError(
-            f"{checkpoint.path} was trained with sequences {metadata['sequences']} and channels "
+            f"The model file {path} was trained with sequences {metadata['sequences']} and channels "
             f"{metadata['channels']}; this version expects {list(SEQUENCES)} and {list(MODEL_CHANNELS)}."
         )
-    return experiment_from_mapping(metadata["experiment"])
+    try:
+        if not isinstance(metadata["labels"], str):
+            raise MSTKDError(f"its label convention is {metadata['labels']!r}, not a name")
+        label_convention(metadata["labels"])
+        check_spacing(_numbers(metadata["spacing"]))
+        if not isinstance(metadata["experiment"], dict):
+            raise MSTKDError(f"its configuration is {type(metadata['experiment']).__name__}, not a mapping")
+        return experiment_from_mapping(metadata["experiment"])
+    except MSTKDError as error:
+        raise MSTKDError(f"The model file {path} has invalid metadata: {error}") from None
+
+
+def unverified_metadata(checkpoint: Checkpoint) -> List[str]:
+    """A warning when a file's digest does not cover its metadata (format 1, no registry to vouch)."""
+    if checkpoint.metadata_verified:
+        return []
+    spacing = "x".join(f"{float(s):g}" for s in checkpoint.metadata["spacing"])
+    return [
+        f"the model file {checkpoint.path} was written by an older mstkd whose digest covers its weights but "
+        f"not its metadata; they are used as the file says (spacing {spacing} mm, labels "
+        f"{checkpoint.metadata['labels']}): make sure the file was not edited."
+    ]
+
+
+def _numbers(values: Any) -> List[float]:
+    if not isinstance(values, list) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    ):
+        raise MSTKDError(f"its spacing is {values!r}, not a list of three numbers (mm)")
+    return [float(v) for v in values]
 
 
 def weights_digest(tensors: Mapping[str, torch.Tensor]) -> str:
@@ -138,6 +187,25 @@ def weights_digest(tensors: Mapping[str, torch.Tensor]) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def content_digest(metadata: Mapping[str, Any]) -> str:
+    """sha256 over every metadata field but this digest itself (the weights' digest among them)."""
+    covered = {key: value for key, value in metadata.items() if key != CONTENT_DIGEST_KEY}
+    return hashlib.sha256(json.dumps(covered, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _parse_metadata(path: Path, text: str) -> Dict[str, Any]:
+    try:
+        metadata = json.loads(text)
+    except ValueError:
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise MSTKDError(
+            f"The metadata of the model file {path} are not a JSON object; the file was damaged or altered. "
+            "Delete it and get it again."
+        )
+    return metadata
 
 
 def _read_header(payload: bytes) -> Dict[str, str]:

@@ -310,8 +310,15 @@ def label_convention(name: str) -> LabelConvention:
 
 
 def check_labels(labels: np.ndarray, convention: LabelConvention, what: str = "label map") -> None:
-    """Raise when a label map holds a value outside the convention."""
-    present = {int(v) for v in np.unique(labels)}
+    """Raise when a label map holds a value outside the convention (or a value that is not a whole number)."""
+    values = np.unique(labels)
+    fractional = [float(v) for v in values if not float(v).is_integer()]
+    if fractional:
+        raise MSTKDError(
+            f"The {what} holds values that are not whole numbers (e.g. {fractional[0]:g}); a label map holds "
+            "labels, not probabilities."
+        )
+    present = {int(v) for v in values}
     unexpected = sorted(present - convention.value_set())
     if unexpected:
         raise MSTKDError(

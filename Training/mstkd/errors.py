@@ -5,3 +5,8 @@ from __future__ import annotations
 
 class MSTKDError(Exception):
     """A problem with the user's input or environment; the message says what to do."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message (library messages run long)."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)

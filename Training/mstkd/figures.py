@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from mstkd.conventions import label_convention
-from mstkd.imageio import PathLike
+from mstkd.files import PathLike, write_verified
 
 # Display window: these percentiles of the brain's intensities map to black and white.
 WINDOW_PERCENTILES = (0.5, 99.5)
@@ -22,6 +22,8 @@ LABEL_ALPHA = 0.45
 PANEL_INCHES = 2.0
 DOTS_PER_INCH = 80
 CROP_MARGIN_VOXELS = 3
+# The PNG text field that marks a picture as mstkd's, so a later run may replace it.
+MARK_FIELD, MARK = "Software", "mstkd figure"
 
 # A column of the picture: its title, the grey image, and labels to overlay (or None).
 Column = Tuple[str, np.ndarray, Optional[np.ndarray]]
@@ -58,10 +60,23 @@ def save_slice_grid(
             axis.set_axis_off()
         axes[0, column].set_title(title, fontsize=9, color="white")
     figure.subplots_adjust(left=0.01, right=0.99, top=0.93, bottom=0.01, wspace=0.03, hspace=0.03)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DOTS_PER_INCH, facecolor="black")
-    return path
+    return write_verified(
+        path,
+        lambda staged: figure.savefig(
+            staged, dpi=DOTS_PER_INCH, facecolor="black", format="png", metadata={MARK_FIELD: MARK}
+        ),
+    )
+
+
+def is_our_picture(path: PathLike) -> bool:
+    """True for a PNG written by `save_slice_grid`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:
+            return picture.info.get(MARK_FIELD) == MARK
+    except (OSError, UnidentifiedImageError):
+        return False
 
 
 def _slices(

@@ -11,6 +11,7 @@ import numpy as np
 
 from mstkd.cases import name_a_few
 from mstkd.errors import MSTKDError
+from mstkd.files import write_text
 from mstkd.imageio import PathLike
 
 PARTS: Tuple[str, ...] = ("train", "val", "test")
@@ -58,9 +59,7 @@ def write_split(path: PathLike, case_ids: Iterable[str], comment: Optional[str] 
     path = Path(path)
     lines = [f"# {line}" for line in comment.splitlines()] if comment else []
     lines += list(case_ids)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
+    return write_text(path, "".join(line + "\n" for line in lines))
 
 
 def random_split(

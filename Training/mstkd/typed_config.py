@@ -24,12 +24,16 @@ EXTENDS_KEY = "extends"
 def read_config_file(path: Union[str, Path]) -> Dict[str, Any]:
     """Read a YAML config; `extends: other.yaml` (relative to the file) is merged underneath."""
     path = Path(path)
+    if path.is_dir():
+        raise MSTKDError(f"The config {path} is a folder; pass a YAML file (see Training/configs/).")
     if not path.is_file():
         raise MSTKDError(f"Config file not found: {path}. Pass a YAML file (see Training/configs/).")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (UnicodeDecodeError, OSError) as error:
+        raise MSTKDError(f"Cannot read the config {path} as text ({error}); pass a YAML file.") from None
     except yaml.YAMLError as error:
-        raise MSTKDError(f"{path} is not valid YAML: {error}") from None
+        raise MSTKDError(f"{path} is not valid YAML: {_yaml_problem(error)}; fix the file.") from None
     if not isinstance(data, dict):
         raise MSTKDError(
             f"{path} must hold a mapping of sections (model:, loss:, ...), not {type(data).__name__}."
@@ -38,6 +42,13 @@ def read_config_file(path: Union[str, Path]) -> Dict[str, Any]:
     if parent is None:
         return data
     return merge(read_config_file(path.parent / parent), data)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where (line and column, counted from 1)."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> Dict[str, Any]:

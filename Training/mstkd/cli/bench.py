@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from mstkd.cli.options import add_device, add_model
+from mstkd.files import write_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,7 +88,7 @@ def run_model(args: argparse.Namespace) -> int:
     }
     print(json.dumps(report))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        write_text(args.json, json.dumps(report, indent=2))
     return 0
 
 
@@ -128,5 +129,5 @@ def run_inference(args: argparse.Namespace) -> int:
     }
     print(json.dumps(report))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        write_text(args.json, json.dumps(report, indent=2))
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ DEMO_SEED = 2026  # not one of the demo model's training seeds (1000 and up)
 DEMO_CASE = 0
 DEFAULT_SEQUENCES = "flair,t2"
 DEFAULT_OUT = Path("mstkd-demo")
+
 
 DESCRIPTION = f"""\
 Generate a synthetic BraTS-like exam (seed {DEMO_SEED}, never seen in training), segment it from a
@@ -45,39 +45,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--shape", default="240,240,155", metavar="X,Y,Z", help="phantom grid size (default the BraTS grid)"
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace files in --out that mstkd did not write"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate, segment, score, draw; print Dice and the files."""
     from mstkd.conventions import parse_subset
+    from mstkd.figures import is_our_picture
+    from mstkd.files import check_replaceable
     from mstkd.inference.events import TextWriter
-    from mstkd.inference.output import write_result
-    from mstkd.inference.predictor import Predictor
+    from mstkd.inference.output import CASE_OUTPUTS, check_outputs, write_result
     from mstkd.inference.report import save_segmentation_preview
-    from mstkd.phantom import generate_case, parse_size, write_case
+    from mstkd.phantom import check_case_paths, generate_case, parse_size, write_case
+    from mstkd.phantom.layout import DEFAULT_LAYOUT
 
     subset = parse_subset(args.sequences)
     shape = parse_size(args.shape)
-    started = time.perf_counter()
-    progress = TextWriter(sys.stderr)
-    predictor = Predictor(args.model, args.device, progress=progress)
-    print(f"generating a phantom exam ({'x'.join(str(s) for s in shape)}, seed {DEMO_SEED})", file=sys.stderr)
-    case = generate_case(DEMO_SEED, DEMO_CASE, shape)
-    folder = write_case(case, args.out)
-    files = {s: next(folder.glob(f"*_{s}.nii.gz")) for s in subset.sequences}
-
-    result = predictor.segment(files, progress=progress, labels=case.convention)
     labels_path, summary_path, picture = (
         args.out / n for n in ("labels.nii.gz", "summary.json", "preview.png")
     )
-    summary = write_result(result, labels_path)
-    summary["dice"] = _dice(case, result)
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    check_outputs(labels_path, summary_path, {}, args.overwrite, names=CASE_OUTPUTS)
+    check_replaceable(picture, is_our_picture, args.overwrite, "picture")
+    check_case_paths(DEMO_CASE, args.out, DEFAULT_LAYOUT, False, args.overwrite)
+    started = time.perf_counter()
+    progress = TextWriter(sys.stderr)
+
+    from mstkd.inference.predictor import Predictor
+
+    predictor = Predictor(args.model, args.device, progress=progress)
+    print(f"generating a phantom exam ({'x'.join(str(s) for s in shape)}, seed {DEMO_SEED})", file=sys.stderr)
+    case = generate_case(DEMO_SEED, DEMO_CASE, shape)
+    folder = write_case(case, args.out, overwrite=args.overwrite)
+    files = {s: next(folder.glob(f"*_{s}.nii.gz")) for s in subset.sequences}
+
+    result = predictor.segment(files, progress=progress, labels=case.convention)
+    summary = write_result(result, labels_path, summary_path, extra={"dice": _dice(case, result)})
     save_segmentation_preview(
         {s: case.images[s] for s in subset.sequences}, result.labels, case.convention, picture, case.labels
     )
-    for note in result.fallbacks:
+    for note in [*result.fallbacks, *result.warnings]:
         print(f"mstkd demo: warning: {note}", file=sys.stderr)
 
     dice = "  ".join(f"{region} {value:.3f}" for region, value in summary["dice"].items())

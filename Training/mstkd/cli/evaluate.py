@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mstkd.conventions import DEFAULT_LABELS, LABEL_CONVENTIONS
 from mstkd.metrics import DEFAULT_METRIC_CONVENTION, METRIC_CONVENTIONS
@@ -33,15 +34,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=sorted(LABEL_CONVENTIONS),
         help=f"label values of the maps (default {DEFAULT_LABELS}; brats2023 and brats2024 use 3 for ET)",
     )
-    parser.add_argument("--json", metavar="OUT.json", help="write per-case scores and means as JSON")
-    parser.add_argument("--csv", metavar="OUT.csv", help="write per-case scores as CSV")
+    parser.add_argument(
+        "--json", type=Path, metavar="OUT.json", help="write per-case scores and means as JSON"
+    )
+    parser.add_argument("--csv", type=Path, metavar="OUT.csv", help="write per-case scores as CSV")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace --json/--csv files that mstkd did not write"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write the requested files."""
-    from mstkd.evaluation.folders import evaluate_folders
+    from mstkd.evaluation.folders import evaluate_folders, evaluation_inputs, is_our_report
+    from mstkd.files import check_distinct, check_replaceable, check_writable, write_together
 
+    outputs = {"--json": args.json, "--csv": args.csv}
+    check_distinct(outputs, evaluation_inputs(args.gt, args.pred))
+    for path in filter(None, outputs.values()):
+        check_replaceable(path, is_our_report, args.overwrite, "report")
+        check_writable(Path(path).parent)
     result = evaluate_folders(
         args.gt,
         args.pred,
@@ -50,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
         warn=lambda message: print(f"mstkd evaluate: warning: {message}", file=sys.stderr),
     )
     print(result.table())
-    if args.json:
-        print(f"Wrote {result.write_json(args.json)}")
-    if args.csv:
-        print(f"Wrote {result.write_csv(args.csv)}")
+    reports = {args.json: result.json_text, args.csv: result.csv_text}
+    written = write_together({path: text().encode("utf-8") for path, text in reports.items() if path})
+    for path in written:
+        print(f"Wrote {path}")
     return 0

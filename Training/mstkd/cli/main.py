@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from typing import List, Optional
+import threading
+from typing import List, NoReturn, Optional
 
 from mstkd import __version__
 from mstkd.cli import bench, demo, evaluate, evaluate_model, info, phantom, segment, train
@@ -13,11 +15,29 @@ from mstkd.errors import MSTKDError
 SUBCOMMANDS = (demo, segment, evaluate, phantom, train, evaluate_model, info, bench)
 
 USER_ERROR_STATUS = 2
+# A command ended by a signal exits with 128 + its number, as a shell reports it.
+SIGNAL_STATUS_BASE = 128
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print `PROG: error: MESSAGE (see PROG --help)` and exit with status 2."""
+        self.exit(USER_ERROR_STATUS, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class Stopped(BaseException):
+    """SIGTERM arrived: unwind (every `finally` removes what it had half-written) and exit."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full `mstkd` parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="mstkd",
         description="Brain-tumour segmentation from any subset of MRI sequences (FLAIR, T1, T1ce, T2).",
     )
@@ -34,16 +54,45 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run parsed arguments' subcommand (`args.run`); a user error is one line on stderr and status 2."""
+    """Run parsed arguments' subcommand (`args.run`); a user error is one line on stderr and status 2.
+
+    SIGTERM and SIGINT stop the command cleanly (a training run checkpoints first) and exit with
+    128 + the signal's number.
+    """
+    previous = _stop_on_sigterm()
     try:
         status = args.run(args)
     except MSTKDError as error:
         print(f"mstkd {args.command}: error: {error}", file=sys.stderr)
         return USER_ERROR_STATUS
+    except MemoryError:
+        print(
+            f"mstkd {args.command}: error: not enough memory (RAM); close other programs, use smaller "
+            "inputs, or a machine with more memory.",
+            file=sys.stderr,
+        )
+        return USER_ERROR_STATUS
     except KeyboardInterrupt:
         print(f"mstkd {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return SIGNAL_STATUS_BASE + signal.SIGINT
+    except Stopped as stop:
+        print(f"mstkd {args.command}: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return SIGNAL_STATUS_BASE + stop.signum
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(status or 0)
+
+
+def _stop_on_sigterm():
+    """Turn SIGTERM into `Stopped` (in the main thread only, where Python delivers signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame) -> None:
+        raise Stopped(signum)
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--native", action="store_true", help="also write each sequence on a clinical grid")
     parser.add_argument("--preview", action="store_true", help="also write a PNG per case")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files under the cases' names that mstkd did not write",
+    )
     parser.set_defaults(run=run)
 
 
@@ -68,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         native=args.native,
         preview=args.preview,
         show_progress=sys.stderr.isatty(),
+        overwrite=args.overwrite,
     )
     for folder in folders:
         print(folder)

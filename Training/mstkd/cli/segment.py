@@ -48,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     exam = parser.add_argument_group("one exam")
     for sequence, names in SHORT_NAMES.items():
         options = [f"--{name}" for name in names]
-        exam.add_argument(*options, dest=sequence, type=Path, metavar="FILE", help=f"the {sequence} volume")
+        exam.add_argument(
+            *options, dest=sequence, type=Path, action=_Once, metavar="FILE", help=f"the {sequence} volume"
+        )
     exam.add_argument("-o", "--output", type=Path, metavar="OUT", help="label map to write (.nii.gz, .nrrd)")
     exam.add_argument("--summary", type=Path, metavar="OUT.json", help="also write a JSON summary here")
     batch = parser.add_argument_group("a folder of cases")
@@ -73,7 +75,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="text",
         help="progress as text (stderr) or jsonl (stdout)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace output files that mstkd did not write (never an input)",
+    )
     parser.set_defaults(run=run)
+
+
+class _Once(argparse.Action):
+    """Store a sequence's file, refusing a second option (or alias) for the same sequence."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        given = vars(namespace).setdefault("sequence_options", {})
+        if self.dest in given:
+            parser.error(
+                f"{given[self.dest]} and {option_string} both give the {self.dest} sequence; give each "
+                "sequence once."
+            )
+        given[self.dest] = option_string
+        setattr(namespace, self.dest, values)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,9 +107,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
     from mstkd.errors import MSTKDError
-    from mstkd.inference.events import ProgressEvent, scaled
-    from mstkd.inference.output import check_output_path, write_result
-    from mstkd.inference.predictor import Predictor
+    from mstkd.inference.events import SPANS, ProgressEvent, ProgressTracker, scaled
+    from mstkd.inference.output import check_outputs, check_space, write_result
+    from mstkd.preprocess.inputs import read_exam
     from mstkd.preprocess.reference import choose_reference
 
     files = exam_files(args)
@@ -101,17 +122,26 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
         raise MSTKDError("Name the label map to write with -o OUT.nii.gz (or OUT.nrrd).")
     if args.sequences:
         raise MSTKDError("--sequences goes with --input-dir; for one exam, give only the sequences to use.")
-    output = check_output_path(args.output)
-    reference = choose_reference(files, args.reference)  # a wrong --reference fails before any work
+    choose_reference(files, args.reference)  # a wrong --reference fails before any work
+    options = vars(args).get("sequence_options", {})
+    check_outputs(
+        args.output, args.summary, {options.get(s, f"--{s}"): p for s, p in files.items()}, args.overwrite
+    )
+    _remove_stale_partials(args.output, args.summary)
+
+    # Inputs and outputs are checked before the model is loaded: a mistake costs no model time.
+    tracker = ProgressTracker(scaled(emit, 0.0, SEGMENT_SHARE))
+    exam = read_exam(files, args.reference, tracker.span("load", *SPANS["load"]))
+    check_space(args.output, args.summary, exam.images[exam.reference])
+
+    from mstkd.inference.predictor import Predictor
 
     predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
-    result = predictor.segment(
-        files, reference, progress=scaled(emit, 0.0, SEGMENT_SHARE), labels=args.labels
-    )
-    emit(ProgressEvent("write", SEGMENT_SHARE, f"writing {output}"))
-    summary = write_result(result, output, args.summary)
-    emit(ProgressEvent("write", 1.0, f"wrote {output}"))
-    for note in result.fallbacks:
+    result = predictor.segment_exam(exam, progress=scaled(emit, 0.0, SEGMENT_SHARE), labels=args.labels)
+    emit(ProgressEvent("write", SEGMENT_SHARE, f"writing {args.output}"))
+    summary = write_result(result, args.output, args.summary)
+    emit(ProgressEvent("write", 1.0, f"wrote {args.output}"))
+    for note in [*result.fallbacks, *result.warnings]:
         print(f"mstkd segment: warning: {note}", file=sys.stderr)
     print(_describe(summary, args.summary), file=out)
     return 0
@@ -121,10 +151,10 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     from mstkd.cases import MISSING_SEGMENTATION, MISSING_SEQUENCES, discover_cases
     from mstkd.conventions import parse_subset
     from mstkd.errors import MSTKDError
-    from mstkd.files import remove_stale_partials
+    from mstkd.files import check_writable, make_folder
     from mstkd.inference.events import scaled
-    from mstkd.inference.output import write_result
-    from mstkd.inference.predictor import Predictor
+    from mstkd.inference.output import CASE_OUTPUTS, check_outputs, check_space, is_finished, write_result
+    from mstkd.preprocess.inputs import read_exam
     from mstkd.progress import progress
 
     given = [f"--{s}" for s in exam_files(args)]
@@ -140,9 +170,11 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
             print(f"mstkd segment: warning: {problem.message}", file=sys.stderr)
     if args.output_dir.exists() and not args.output_dir.is_dir():
         raise MSTKDError(f"{args.output_dir} is a file; give a folder for the label maps.")
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    for leftover in remove_stale_partials(args.output_dir):
-        print(f"mstkd segment: removed {leftover.name}, half-written by an interrupted run", file=sys.stderr)
+    check_writable(args.output_dir)
+    make_folder(args.output_dir)
+    _remove_stale_partials(args.output_dir)
+
+    from mstkd.inference.predictor import Predictor
 
     predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
     cases = discovery.cases
@@ -152,21 +184,25 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     bar = progress(cases, "cases", total=len(cases))
     for index, case in enumerate(bar):
         output = args.output_dir / f"{case.case_id}.nii.gz"
-        if output.exists():
+        summary = args.output_dir / f"{case.case_id}.json"
+        if is_finished(output, summary):
             skipped.append(case.case_id)
             _log(bar, f"{case.case_id}: skipped, {output.name} exists")
             continue
         try:
             files = _case_files(case, wanted)
+            inputs = {f"{name} file": path for name, path in case.sequences.items()}
+            if case.segmentation is not None:
+                inputs["segmentation file"] = case.segmentation
+            check_outputs(output, summary, inputs, args.overwrite, names=CASE_OUTPUTS)
+            exam = read_exam(files, args.reference)
+            check_space(output, summary, exam.images[exam.reference])
             # Text mode shows the bar and a line per case; jsonl gives a program every event.
             events = scaled(emit, index / len(cases), (index + 1) / len(cases), f"{case.case_id}: ")
-            result = predictor.segment(
-                files,
-                args.reference,
-                progress=events if args.progress == "jsonl" else None,
-                labels=args.labels,
+            result = predictor.segment_exam(
+                exam, progress=events if args.progress == "jsonl" else None, labels=args.labels
             )
-            write_result(result, output, args.output_dir / f"{case.case_id}.json")
+            write_result(result, output, summary)
         except MSTKDError as error:
             failed.append((case.case_id, str(error)))
             _log(bar, f"{case.case_id}: failed: {error}")
@@ -176,6 +212,8 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
             _log(bar, f"{case.case_id}: failed with an unexpected {type(error).__name__}: {error}")
             continue
         done.append(case.case_id)
+        for note in [*result.fallbacks, *result.warnings]:
+            _log(bar, f"{case.case_id}: warning: {note}")
         _log(bar, f"{case.case_id}: wrote {output.name} ({', '.join(result.sequences)} on {result.device})")
     bar.close()
     print(
@@ -191,6 +229,15 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
 def exam_files(args: argparse.Namespace) -> SequenceMap[Path]:
     """The files of the one exam given with --flair, --t1, --t1ce, --t2 (or their short names)."""
     return sequence_map({sequence: getattr(args, sequence) for sequence in SHORT_NAMES})
+
+
+def _remove_stale_partials(*paths: Optional[Path]) -> None:
+    """Delete what killed runs left half-written beside these outputs (in their folders)."""
+    from mstkd.files import remove_stale_partials
+
+    folders = [p if p.is_dir() else p.parent for p in paths if p is not None]
+    for leftover in remove_stale_partials(folders):
+        print(f"mstkd segment: removed {leftover.name}, half-written by an interrupted run", file=sys.stderr)
 
 
 def _case_files(case, wanted: Optional[Subset]) -> SequenceMap[Path]:

@@ -24,6 +24,7 @@ from mstkd.cases import (
 )
 from mstkd.conventions import DEFAULT_LABELS, LabelConvention, check_labels, label_convention
 from mstkd.errors import MSTKDError
+from mstkd.files import write_text
 from mstkd.imageio import (
     PathLike,
     describe_grid,
@@ -45,6 +46,10 @@ from mstkd.metrics import (
 from mstkd.progress import progress
 
 Warn = Callable[[str], None]
+# How a later run knows a report as mstkd's (and may replace it): the JSON's "written_by", the CSV's
+# header ("case", the values per region, then these columns).
+REPORT_WRITER = "mstkd evaluate"
+CSV_LAST_COLUMNS = ("prediction_missing", "convention")
 
 
 def warn_on_stderr(message: str) -> None:
@@ -85,6 +90,7 @@ class Evaluation:
     def to_json(self) -> Dict[str, Any]:
         """The report as a JSON-ready dict: convention, per-case scores, means."""
         return {
+            "written_by": REPORT_WRITER,
             "convention": self.convention.name,
             "cases": [{"case": c.case_id, **_as_dicts(c.regions)} for c in self.cases],
             "mean": _as_dicts(self.mean()),
@@ -92,20 +98,26 @@ class Evaluation:
 
     def write_json(self, path: PathLike) -> Path:
         """Write `to_json()` to a file; returns the path."""
-        return _write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
+        return write_text(path, self.json_text())
 
     def write_csv(self, path: PathLike) -> Path:
-        """Write one row per case (each value per region, convention, missing flag); returns the path."""
+        """Write `csv_text()` to a file; returns the path."""
+        return write_text(path, self.csv_text())
+
+    def json_text(self) -> str:
+        """`to_json()` as the text of a file."""
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+    def csv_text(self) -> str:
+        """One row per case: each value per region, the missing flag, the convention."""
         stream = io.StringIO()
         writer = csv.writer(stream, lineterminator="\n")
         metrics = self.convention.metrics
-        writer.writerow(
-            ["case", *(f"{r}_{m}" for r in self.regions for m in metrics), "prediction_missing", "convention"]
-        )
+        writer.writerow(["case", *(f"{r}_{m}" for r in self.regions for m in metrics), *CSV_LAST_COLUMNS])
         for case in self.cases:
             scores = [case.regions[r].values()[m] for r in self.regions for m in metrics]
             writer.writerow([case.case_id, *scores, case.prediction_missing, self.convention.name])
-        return _write_text(path, stream.getvalue())
+        return stream.getvalue()
 
     def table(self) -> str:
         """A plain-text summary: mean and std per region, number of cases, conventions named."""
@@ -221,6 +233,10 @@ def _read_label_map(path: Path, labels: LabelConvention, what: str) -> Tuple[sit
 def _prediction_files(pred_dir: PathLike) -> Dict[str, Path]:
     """Prediction files by case id (the file name without its image extension)."""
     pred_dir = Path(pred_dir)
+    if pred_dir.is_file():
+        raise MSTKDError(
+            f"--pred {pred_dir} is a file; give the folder that holds <case_id>.nii.gz predictions."
+        )
     if not pred_dir.is_dir():
         raise MSTKDError(f"Prediction folder not found: {pred_dir}. Check the path.")
     found: Dict[str, List[Path]] = {}
@@ -240,11 +256,32 @@ def _as_dicts(scores: Mapping[str, RegionScore]) -> Dict[str, Dict[str, float]]:
     return {region: score.values() for region, score in scores.items()}
 
 
-def _write_text(path: PathLike, text: str) -> Path:
-    path = Path(path)
+def is_our_report(path: PathLike) -> bool:
+    """True for a JSON or CSV report written by `Evaluation.write_json` / `write_csv`."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise MSTKDError(f"Cannot write {path}: {error.strerror}; choose another output path.") from None
-    return path
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    header = next(csv.reader(io.StringIO(text)), None) or []
+    if header[:1] == ["case"] and tuple(header[-len(CSV_LAST_COLUMNS) :]) == CSV_LAST_COLUMNS:
+        return True
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("written_by") == REPORT_WRITER
+
+
+def evaluation_inputs(gt_dir: PathLike, pred_dir: PathLike) -> Dict[str, Path]:
+    """Every image file of the ground truth and prediction folders, named for messages."""
+    found: Dict[str, Path] = {}
+    for folder, what, paths in (
+        (gt_dir, "ground truth file", lambda f: f.rglob("*")),
+        (pred_dir, "prediction", lambda f: f.iterdir()),
+    ):
+        folder = Path(folder)
+        if folder.is_dir():
+            for path in paths(folder):
+                if image_extension(path) and path.is_file():
+                    found[f"{what} {path.name}"] = path
+    return found

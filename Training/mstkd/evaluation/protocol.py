@@ -7,6 +7,7 @@ beside the published ones, and every report names its convention, split, cases a
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from mstkd.cases import Case
 from mstkd.conventions import SEQUENCES, Subset, check_labels
 from mstkd.errors import MSTKDError
+from mstkd.files import write_text
 from mstkd.imageio import image_to_array, read_image, same_grid
 from mstkd.inference.model_file import TrainedModel
 from mstkd.intensity import brain_mask, normalise_sequences
@@ -98,27 +100,28 @@ class ProtocolResult:
         return "\n".join(lines)
 
     def write(self, folder: Path) -> Dict[str, Path]:
-        """Write table.md, table.csv, table.json and cases.csv into `folder`."""
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = {name: folder / name for name in ("table.md", "table.csv", "table.json", "cases.csv")}
-        paths["table.md"].write_text(self.markdown() + "\n")
+        """Write table.md, table.csv, table.json and cases.csv into `folder` (each verified)."""
         table = self.table()
-        with open(paths["table.csv"], "w", newline="") as stream:
+        tables, cases = io.StringIO(), io.StringIO()
+        for stream in (tables, cases):
             stream.write(f"# {self.header()}\n")
-            writer = csv.DictWriter(stream, fieldnames=list(table[0]))
-            writer.writeheader()
-            writer.writerows(table)
-        paths["table.json"].write_text(json.dumps(self.to_json(), indent=2))
-        with open(paths["cases.csv"], "w", newline="") as stream:
-            stream.write(f"# {self.header()}\n")
-            writer = csv.writer(stream)
-            metrics = self.convention.metrics
-            writer.writerow(["case", "subset", "region", *metrics])
-            for score in self.scores:
-                for region, value in score.regions.items():
-                    values = value.values()
-                    writer.writerow([score.case_id, score.subset.name, region, *(values[m] for m in metrics)])
-        return paths
+        writer = csv.DictWriter(tables, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+        rows = csv.writer(cases)
+        metrics = self.convention.metrics
+        rows.writerow(["case", "subset", "region", *metrics])
+        for score in self.scores:
+            for region, value in score.regions.items():
+                values = value.values()
+                rows.writerow([score.case_id, score.subset.name, region, *(values[m] for m in metrics)])
+        texts = {
+            "table.md": self.markdown() + "\n",
+            "table.csv": tables.getvalue(),
+            "table.json": json.dumps(self.to_json(), indent=2),
+            "cases.csv": cases.getvalue(),
+        }
+        return {name: write_text(folder / name, text) for name, text in texts.items()}
 
     def to_json(self) -> Dict[str, object]:
         """Header fields and the table, as JSON-ready data."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, Optional, TextIO, Union
+from typing import Callable, Dict, Optional, TextIO, Tuple, Union
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,14 @@ class ProgressEvent:
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
+# Where each stage of a segmentation sits in the overall fraction (about its share of a CPU run on
+# a BraTS-size exam).
+SPANS: Dict[str, Tuple[float, float]] = {
+    "load": (0.0, 0.08),
+    "preprocess": (0.08, 0.3),  # preflight, register, resample, normalise
+    "infer": (0.3, 0.9),
+    "postprocess": (0.9, 1.0),
+}
 
 
 def ignore_progress(event: ProgressEvent) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
-from mstkd.checkpoint import experiment_of, load_checkpoint
+from mstkd.checkpoint import experiment_of, load_checkpoint, unverified_metadata
 from mstkd.conventions import LabelConvention, label_convention
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_inference_network
@@ -24,6 +24,7 @@ class TrainedModel:
     metadata: Dict[str, Any]
     path: Path
     sha256: str
+    warnings: List[str] = field(default_factory=list)
 
     @property
     def patch(self) -> Tuple[int, int, int]:
@@ -47,7 +48,13 @@ def load_trained_model(
     """Read a model file (refusing damaged or foreign ones) and rebuild its network on `device`."""
     checkpoint = load_checkpoint(path, expected_sha256)
     experiment = experiment_of(checkpoint)
-    network = build_inference_network(experiment, torch.device("meta"))
+    try:
+        network = build_inference_network(experiment, torch.device("meta"))
+    except (ValueError, RuntimeError, TypeError) as error:
+        raise MSTKDError(
+            f"The model file {checkpoint.path} describes a network that cannot be built ({error}); its "
+            "metadata are damaged or it needs another mstkd version."
+        ) from None
     try:
         network.load_state_dict(checkpoint.state_dict, strict=True, assign=True)
     except RuntimeError as error:
@@ -56,4 +63,11 @@ def load_trained_model(
             f"({str(error).splitlines()[0]}); it is not an inference model file (use student.safetensors)."
         ) from None
     network.to(device).eval()
-    return TrainedModel(network, experiment, checkpoint.metadata, checkpoint.path, checkpoint.sha256)
+    return TrainedModel(
+        network,
+        experiment,
+        checkpoint.metadata,
+        checkpoint.path,
+        checkpoint.sha256,
+        unverified_metadata(checkpoint),
+    )

@@ -17,43 +17,32 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 import numpy as np
-import SimpleITK as sitk
 import torch
 
 from mstkd.conventions import (
     DEFAULT_DEVICE,
     DISPLAY_NAMES,
-    SequenceMap,
     convert_labels,
     label_convention,
-    sequence_map,
 )
 from mstkd.devices import resolve_device, supports_bf16
 from mstkd.errors import MSTKDError
-from mstkd.imageio import array_to_image, image_to_array, read_image
-from mstkd.inference.events import ProgressCallback, ProgressTracker
+from mstkd.imageio import array_to_image, image_to_array
+from mstkd.inference.events import SPANS, ProgressCallback, ProgressTracker
 from mstkd.inference.model_file import load_trained_model
 from mstkd.inference.registry import ModelEntry, resolve_model
 from mstkd.inference.result import SegmentationResult
 from mstkd.inference.volumes import region_volumes_ml
 from mstkd.prediction.labelmap import predict_labels
 from mstkd.preprocess import PreparedExam, labels_to_reference, prepare_exam
-from mstkd.preprocess.reference import choose_reference
+from mstkd.preprocess.inputs import ExamInputs, SequenceInput, read_exam
 from mstkd.resources import DEFAULT_MODEL
 
 OVERLAP = 0.5
 WINDOWS_PER_BATCH = 4
-# Where each stage sits in the overall fraction (about its share of a CPU run on a BraTS-size exam).
-SPANS: Dict[str, Tuple[float, float]] = {
-    "load": (0.0, 0.08),
-    "preprocess": (0.08, 0.3),  # preflight, register, resample, normalise
-    "infer": (0.3, 0.9),
-    "postprocess": (0.9, 1.0),
-}
 # Sliding-window progress is reported at most this often.
 WINDOW_REPORT_INTERVAL_S = 0.25
 
-SequenceInput = Union[str, Path, sitk.Image]
 T = TypeVar("T")
 
 
@@ -104,17 +93,25 @@ class Predictor:
         T1, the first present); `labels` converts the label map to another convention.
         """
         report = ProgressTracker(progress)
+        exam = read_exam(sequences, reference, report.span("load", *SPANS["load"]))
+        return self._segment(exam, report, labels)
+
+    def segment_exam(
+        self, exam: ExamInputs, progress: Optional[ProgressCallback] = None, labels: Optional[str] = None
+    ) -> SegmentationResult:
+        """Segment an exam read and checked already (`mstkd.preprocess.inputs.read_exam`)."""
+        return self._segment(exam, ProgressTracker(progress), labels)
+
+    def _segment(
+        self, inputs: ExamInputs, report: ProgressTracker, labels: Optional[str]
+    ) -> SegmentationResult:
         output_labels = label_convention(labels) if labels else self.model.labels
-        inputs = sequence_map(sequences)
-        reference = choose_reference(inputs, reference)
-        timings: Dict[str, float] = {}
+        timings: Dict[str, float] = {"read": inputs.read_s}
 
         started = time.perf_counter()
-        images = _read_all(inputs, report.span("load", *SPANS["load"]))
-        timings["read"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        exam = prepare_exam(images, self.model.spacing, reference, _preparation_reporter(report))
+        exam = prepare_exam(
+            inputs.images, self.model.spacing, inputs.reference, _preparation_reporter(report)
+        )
         timings["preprocess"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -155,6 +152,7 @@ class Predictor:
             timings_s=timings,
             steps=steps,
             fallbacks=fallbacks,
+            warnings=[*self.model.warnings, *inputs.warnings],
         )
 
     def _infer(
@@ -250,26 +248,6 @@ class _WindowProgress:
         self.last = now
         left = (now - self.started) * (total - done) / max(done, 1)
         self.report(done / total, f"window {done} of {total} ({self.where}), about {left:.0f} s left")
-
-
-def _read_all(
-    inputs: SequenceMap[SequenceInput], report: Callable[[float, str], None]
-) -> SequenceMap[sitk.Image]:
-    """Each input as an image: files are read, images pass through."""
-    images: Dict[str, sitk.Image] = {}
-    for index, (sequence, item) in enumerate(inputs.items()):
-        if isinstance(item, sitk.Image):
-            images[sequence] = item
-            continue
-        if not isinstance(item, (str, Path)):
-            raise MSTKDError(
-                f"The {DISPLAY_NAMES[sequence]} input is a {type(item).__name__}; give a file path or a "
-                "SimpleITK image."
-            )
-        report(index / len(inputs), f"reading {DISPLAY_NAMES[sequence]} ({Path(item).name})")
-        images[sequence] = read_image(item)
-    report(1.0, f"read {', '.join(DISPLAY_NAMES[s] for s in images)}")
-    return SequenceMap(images)
 
 
 def _preparation_reporter(report: ProgressTracker) -> Callable[[str, float], None]:

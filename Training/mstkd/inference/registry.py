@@ -31,7 +31,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -40,8 +39,8 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Unio
 
 from tqdm.auto import tqdm
 
-from mstkd.checkpoint import sha256_of
 from mstkd.errors import MSTKDError
+from mstkd.files import sha256_of, write_verified
 from mstkd.resources import REGISTRY_FILE, models_dir
 
 FORMAT_VERSION = 1
@@ -129,11 +128,23 @@ def resolve_model(
     `registry` is the registry file to use (default: Resources/models/registry.json).
     """
     path = Path(model).expanduser()
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob(f"*{MODEL_SUFFIX}"))
+        found = f" (it holds {', '.join(inside[:3])})" if inside else ""
+        raise MSTKDError(
+            f"--model {path} is a folder{found}; give the model file itself, e.g. student.safetensors."
+        )
     if path.is_file():
         # A registry model given by its path (bundled or cached) is checked like one given by name.
-        for entry, folder in _readable_entries(registry):
+        entries = _readable_entries(registry)
+        for entry, folder in entries:
             if any(path.resolve() == known.resolve() for known in _entry_locations(entry, folder)):
                 _verify(path, entry, "Reinstall the extension, or delete the file to download it again.")
+                return ResolvedModel(path, entry.name, entry.sha256, entry)
+        # A copy of a registry model is that model: the registry's sha256 vouches for all of it.
+        digest = sha256_of(path) if entries else None
+        for entry, _ in entries:
+            if entry.sha256 == digest:
                 return ResolvedModel(path, entry.name, entry.sha256, entry)
         return ResolvedModel(path, _model_name(path))
     text = str(model).strip()
@@ -173,16 +184,23 @@ def _entry_file(entry: ModelEntry, folder: Path, report: Optional[DownloadReport
 
 def download(entry: ModelEntry, target: Path, report: Optional[DownloadReport] = None) -> Path:
     """Download an entry's URL to `target` with a progress bar; a wrong sha256 leaves nothing behind."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(handle)
-    tmp = Path(tmp_name)
-    digest, done = hashlib.sha256(), 0
-    try:
-        with urllib.request.urlopen(str(entry.url), timeout=_DOWNLOAD_TIMEOUT_S) as response:
+
+    def fetch(staged: Path) -> None:
+        digest, done = hashlib.sha256(), 0
+        try:
+            response = urllib.request.urlopen(str(entry.url), timeout=_DOWNLOAD_TIMEOUT_S)
+        except (OSError, ValueError) as error:
+            raise _download_failed(entry, error) from None
+        with response, open(staged, "wb") as stream:
             total = int(response.headers.get("Content-Length") or entry.size or 0)
-            with open(tmp, "wb") as stream, _progress_bar(entry, total) as bar:
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
+            with _progress_bar(entry, total) as bar:
+                while True:
+                    try:
+                        chunk = response.read(_CHUNK)
+                    except OSError as error:
+                        raise _download_failed(entry, error) from None
+                    if not chunk:
+                        break
                     stream.write(chunk)
                     digest.update(chunk)
                     done += len(chunk)
@@ -196,16 +214,15 @@ def download(entry: ModelEntry, target: Path, report: Optional[DownloadReport] =
                 f"{entry.sha256[:12]}...): it is damaged or was altered, and was deleted. Try again later; "
                 f"if it persists, report it."
             )
-        os.replace(tmp, target)
-    except (OSError, ValueError) as error:
-        raise MSTKDError(
-            f"Could not download model '{entry.name}' from {entry.url} ({_reason(error)}). Check the "
-            f"connection, or download the file yourself and pass its path with --model."
-        ) from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return target
+
+    return write_verified(target, fetch)
+
+
+def _download_failed(entry: ModelEntry, error: BaseException) -> MSTKDError:
+    return MSTKDError(
+        f"Could not download model '{entry.name}' from {entry.url} ({_reason(error)}). Check the "
+        f"connection, or download the file yourself and pass its path with --model."
+    )
 
 
 def _progress_bar(entry: ModelEntry, total: int) -> tqdm:

@@ -13,6 +13,9 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import SimpleITK as sitk
 
+# The "written_by" of a summary: how a later run knows the file as its own (and may replace it).
+SUMMARY_WRITER = "mstkd segment"
+
 
 @dataclass
 class SegmentationResult:
@@ -30,10 +33,12 @@ class SegmentationResult:
     timings_s: Dict[str, float]
     steps: List[str]
     fallbacks: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
 
     def summary(self, output: Optional[Union[str, Path]] = None) -> Dict[str, Any]:
         """The JSON summary `mstkd segment --summary` writes (and the Slicer module reads)."""
         return {
+            "written_by": SUMMARY_WRITER,
             "output": None if output is None else os.path.abspath(output),
             "reference": self.reference,
             "sequences": list(self.sequences),
@@ -47,4 +52,5 @@ class SegmentationResult:
             "volumes_ml": {key: round(value, 4) for key, value in self.volumes_ml.items()},
             "timings_s": {key: round(value, 3) for key, value in self.timings_s.items()},
             "steps": list(self.steps),
+            "warnings": list(self.warnings),
         }

@@ -11,7 +11,7 @@ Small shapes keep the BraTS field of view with coarser isotropic voxels (see `gr
 from __future__ import annotations
 
 from mstkd.cases import NATIVE_FOLDER
-from mstkd.phantom.generate import PhantomCase, generate_case, write_case, write_phantoms
+from mstkd.phantom.generate import PhantomCase, check_case_paths, generate_case, write_case, write_phantoms
 from mstkd.phantom.grid import BRATS_SIZE, brats_grid, parse_size
 from mstkd.phantom.layout import LAYOUTS, get_layout
 from mstkd.phantom.preview import save_preview
@@ -21,6 +21,7 @@ __all__ = [
     "LAYOUTS",
     "NATIVE_FOLDER",
     "PhantomCase",
+    "check_case_paths",
     "brats_grid",
     "generate_case",
     "get_layout",

@@ -17,7 +17,8 @@ import SimpleITK as sitk
 from mstkd.cases import NATIVE_FOLDER
 from mstkd.conventions import DEFAULT_LABELS, SEGMENTATION, SEQUENCES, convert_labels, label_convention
 from mstkd.errors import MSTKDError
-from mstkd.imageio import PathLike, image_to_array, write_image
+from mstkd.files import check_replaceable, check_writable, missing_folders, remove_empty
+from mstkd.imageio import PathLike, image_to_array, is_ours, sitk_path, write_image
 from mstkd.phantom.anatomy import WORKERS, load_template, sample_anatomy
 from mstkd.phantom.artefacts import acquire, random_brain_scale, random_deformation
 from mstkd.phantom.contrast import compose, sample_contrast
@@ -32,7 +33,7 @@ from mstkd.phantom.grid import (
     intersect,
     sub_box,
 )
-from mstkd.phantom.layout import DEFAULT_LAYOUT, get_layout
+from mstkd.phantom.layout import DEFAULT_LAYOUT, Layout, get_layout
 from mstkd.phantom.native import acquire_native
 from mstkd.phantom.preview import save_preview
 from mstkd.phantom.tumour import TumourPlan, grow_tumour, mass_effect, plan_tumour, tumour_box
@@ -46,6 +47,8 @@ CROP_MARGIN_MM = 8.0
 # Coarse grids sample templates blurred to about their voxel size (Gaussian FWHM = voxel).
 FWHM_PER_SIGMA = 2.355
 PREVIEW_FOLDER = "previews"
+# The mark of a phantom's images (see mstkd.imageio.write_image): a later run may replace them.
+PHANTOM = "phantom"
 
 
 @dataclass(frozen=True)
@@ -148,19 +151,60 @@ def _paste(grid: Grid, crop: Box, values: np.ndarray) -> np.ndarray:
     return full
 
 
-def write_case(case: PhantomCase, out_dir: PathLike, layout: str = DEFAULT_LAYOUT) -> Path:
-    """Write a case as a folder of `layout` under `out_dir` (clinical grids in its native/); returns it."""
+def write_case(
+    case: PhantomCase, out_dir: PathLike, layout: str = DEFAULT_LAYOUT, overwrite: bool = False
+) -> Path:
+    """Write a case as a folder of `layout` under `out_dir` (clinical grids in its native/); returns it.
+
+    Files of an earlier phantom are replaced; any other file under one of the names is refused
+    unless `overwrite`. A failure removes the files (and folders) of the case written so far.
+    """
     chosen = get_layout(layout)
-    case_id = chosen.case_id(case.index)
+    files = _case_files(case, out_dir, chosen)
+    check_case_paths(case.index, out_dir, chosen.name, case.native_labels is not None, overwrite)
+    created = missing_folders(files)
+    written: List[Path] = []
+    try:
+        for path, image in files.items():
+            written.append(write_image(image, path, PHANTOM))
+    except BaseException:
+        for path in written:
+            path.unlink()
+        remove_empty(created)
+        raise
+    return Path(out_dir) / chosen.case_id(case.index)
+
+
+def case_paths(
+    index: int, out_dir: PathLike, layout: str = DEFAULT_LAYOUT, native: bool = False
+) -> List[Path]:
+    """The files `write_case` writes for case `index` (with its native/ grids when `native`)."""
+    chosen = get_layout(layout)
+    case_id = chosen.case_id(index)
     folder = Path(out_dir) / case_id
-    files = {**case.images, SEGMENTATION: _in_convention(case.labels, case.convention, chosen.labels)}
-    for name, image in files.items():
-        write_image(image, folder / chosen.file_name(case_id, name))
-    if case.native_labels is not None:
+    names = [*SEQUENCES, SEGMENTATION]
+    paths = [folder / chosen.file_name(case_id, name) for name in names]
+    if native:
+        paths += [folder / NATIVE_FOLDER / chosen.file_name(case_id, name) for name in names]
+    return paths
+
+
+def check_case_paths(index: int, out_dir: PathLike, layout: str, native: bool, overwrite: bool) -> None:
+    """Refuse (MSTKDError) when a file of case `index` exists and is not a phantom's, unless `overwrite`."""
+    for path in case_paths(index, out_dir, layout, native):
+        check_replaceable(path, lambda p: is_ours(p, PHANTOM), overwrite, "phantom image")
+
+
+def _case_files(case: PhantomCase, out_dir: PathLike, chosen: Layout) -> Dict[Path, sitk.Image]:
+    images = [
+        *(case.images[s] for s in SEQUENCES),
+        _in_convention(case.labels, case.convention, chosen.labels),
+    ]
+    native = case.native_labels is not None
+    if native:
         labels = _in_convention(case.native_labels, case.convention, chosen.labels)
-        for name, image in {**case.native_images, SEGMENTATION: labels}.items():
-            write_image(image, folder / NATIVE_FOLDER / chosen.file_name(case_id, name))
-    return folder
+        images += [*(case.native_images[s] for s in SEQUENCES), labels]
+    return dict(zip(case_paths(case.index, out_dir, chosen.name, native), images))
 
 
 def _in_convention(labels: sitk.Image, source: str, target: str) -> sitk.Image:
@@ -180,10 +224,12 @@ def write_phantoms(
     native: bool = False,
     preview: bool = False,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> List[Path]:
     """Generate and write cases 0..cases-1 of `seed`; returns their folders.
 
-    Previews go to `out_dir`/previews/<case>.png, outside the case folders.
+    Previews go to `out_dir`/previews/<case>.png, outside the case folders. Files of an earlier
+    phantom are replaced; any other file under one of the names is refused unless `overwrite`.
     """
     if cases < 1:
         raise MSTKDError(f"Ask for at least one case (--cases 1 or more); got {cases}.")
@@ -194,10 +240,15 @@ def write_phantoms(
     if out_dir.exists() and not out_dir.is_dir():
         raise MSTKDError(f"{out_dir} is a file; give a folder to write the cases into.")
     indices = range(cases)
+    # Every name is checked before the first case is generated: a refusal costs no time.
+    sitk_path(out_dir)
+    for index in indices:
+        check_case_paths(index, out_dir, chosen.name, native, overwrite)
+    check_writable(out_dir)
     folders = []
     for index in progress(indices, "phantoms") if show_progress else indices:
         case = generate_case(seed, index, shape, chosen.labels, native)
-        folders.append(write_case(case, out_dir, chosen.name))
+        folders.append(write_case(case, out_dir, chosen.name, overwrite))
         if preview:
             save_preview(case, out_dir / PREVIEW_FOLDER / f"{chosen.case_id(index)}.png")
     return folders

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Tuple
@@ -50,8 +51,56 @@ class RunFiles:
     def tensorboard(self) -> Path:
         return self.folder / "tensorboard"
 
+    @property
+    def splits(self) -> Path:
+        return self.folder / "splits"
+
     def split(self, part: str) -> Path:
-        return self.folder / "splits" / f"{part}.txt"
+        return self.splits / f"{part}.txt"
+
+    def written(self) -> Tuple[Path, ...]:
+        """Every file and folder of the run that exists (all written by the trainer)."""
+        names = (self.config, self.weights, self.state, self.student, self.best_student, self.log)
+        return tuple(p for p in (*names, self.tensorboard, self.splits) if p.exists())
+
+    def holds_a_run(self) -> bool:
+        """True when the folder holds a training run's files."""
+        return any(p.exists() for p in (self.config, self.weights, self.state, self.log))
+
+    def remove(self) -> None:
+        """Delete the run's own files and folders (nothing else the folder may hold)."""
+        for path in self.written():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def check_resumable(files: RunFiles) -> None:
+    """Refuse --resume where there is no run to continue."""
+    if not files.folder.is_dir() or not files.config.is_file():
+        raise MSTKDError(
+            f"There is no training run in {files.folder} to resume (no {files.config.name}): nothing to "
+            "resume. Start it without --resume."
+        )
+
+
+def check_new_run(files: RunFiles, overwrite: bool) -> None:
+    """Refuse to start a run in a folder that holds a run or other files, unless `overwrite`."""
+    folder = files.folder
+    if folder.exists() and not folder.is_dir():
+        raise MSTKDError(f"--out {folder} is a file; give a folder for the run.")
+    if overwrite or not folder.exists() or not any(folder.iterdir()):
+        return
+    if files.holds_a_run():
+        raise MSTKDError(
+            f"{folder} holds a training run; continue it with --resume, or add --overwrite to start it "
+            "afresh (its weights, state and log are replaced)."
+        )
+    raise MSTKDError(
+        f"{folder} is not empty and holds no mstkd run; give a new or empty folder with --out (or add "
+        "--overwrite to write the run among its files)."
+    )
 
 
 def usable_cases(data: DataConfig) -> Tuple[Discovery, Tuple[Case, ...]]:

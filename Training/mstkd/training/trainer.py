@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import torch
 import yaml
@@ -18,17 +19,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from mstkd.checkpoint import load_checkpoint, model_metadata, save_checkpoint
+from mstkd.checkpoint import checkpoint_bytes, load_checkpoint, model_metadata
 from mstkd.conventions import SEQUENCES, SUBSETS, label_convention, parse_subsets
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_networks, inference_network
+from mstkd.files import make_folder, write_bytes, write_text, write_together
 from mstkd.imageio import read_spacing
 from mstkd.splits import Split
 from mstkd.training import distributed
 from mstkd.training.data import TrainingDataset, collate
 from mstkd.training.run import RunFiles, choose_split, select, usable_cases, write_splits
 from mstkd.training.sampler import EpochStream
-from mstkd.training.state import load_training_state, restore_rng_state, rng_state, save_training_state
+from mstkd.training.state import load_training_state, restore_rng_state, rng_state, training_state_bytes
 from mstkd.training.steps import StepResult, TrainingStep, trainable_module
 from mstkd.training.validation import MEAN, load_validation_cases, validate
 from mstkd.typed_config import to_mapping
@@ -40,25 +42,45 @@ NO_SCORE = -1.0
 class Trainer:
     """Trains one experiment into a run folder; `run()` returns the last step reached."""
 
-    def __init__(self, experiment: ExperimentConfig, folder: Path, resume: bool = False) -> None:
+    def __init__(
+        self, experiment: ExperimentConfig, folder: Path, resume: bool = False, overwrite: bool = False
+    ) -> None:
         self.experiment, self.files, self.resume = experiment, RunFiles(Path(folder)), resume
+        self.overwrite = overwrite
         self.data, self.train = experiment.data, experiment.train
         self.labels = label_convention(self.data.labels)
         self.val_subsets = parse_subsets(self.train.val_subsets)
-        self.stop_requested = False
+        self.stop_signal: Optional[int] = None
         self.best = NO_SCORE
 
+    @property
+    def stop_requested(self) -> bool:
+        """True once SIGTERM or SIGINT arrived."""
+        return self.stop_signal is not None
+
+    @property
+    def exit_status(self) -> int:
+        """0 after a finished run; 128 + the signal's number after a stop (what a scheduler expects)."""
+        return 0 if self.stop_signal is None else 128 + self.stop_signal
+
     def run(self) -> int:
-        """Train until train.steps or a stop signal; checkpoints are written on the way."""
+        """Train until train.steps or a stop signal; checkpoints are written on the way.
+
+        A run that fails before its first checkpoint leaves no folder behind if it created it.
+        """
         self.context = distributed.start(self.train.device)
+        created = not self.files.folder.exists()
         try:
             return self._run()
+        except BaseException:
+            if created and self.context.is_main and not self.files.weights.exists():
+                shutil.rmtree(self.files.folder, ignore_errors=True)
+            raise
         finally:
             distributed.stop(self.context)
 
     def _run(self) -> int:
         context = self.context
-        self.log = self._logger()
         torch.manual_seed(self.train.seed)  # identical initial weights on every rank
         self.networks = build_networks(self.experiment, context.device)
         discovery, cases = usable_cases(self.data)
@@ -73,6 +95,9 @@ class Trainer:
             self.experiment, self.train, self.networks, trainable, self.labels, context.device
         )
         start = self._restore() if self.resume else self._fresh_start()
+        if self.overwrite and context.is_main:
+            self.files.remove()  # only now: a request that fails its checks leaves the old run whole
+        self.log = self._logger()
         if context.is_main:
             self._describe_run(discovery.summary(), split)
         if context.enabled:
@@ -102,23 +127,25 @@ class Trainer:
             disable=not context.is_main,
         )
         current = start
-        while current < steps:
-            result = self.step(next(batches), epoch=current / self.steps_per_epoch)
-            current += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{result.total:.4f}")
-            last = current == steps
-            if context.is_main and (current % self.train.log_every == 0 or last):
-                self._log_step(current, result)
-            if context.is_main and (current % self.train.val_every == 0 or last):
-                self._validate(current, val_cases)
-            stop = distributed.any_rank(context, self.stop_requested)
-            if current % self.train.checkpoint_every == 0 or last or stop:
-                self._checkpoint(current)
-            if stop:
-                self.log.info("stopped by a signal at step %d; continue with --resume", current)
-                break
-        bar.close()
+        try:
+            while current < steps:
+                result = self.step(next(batches), epoch=current / self.steps_per_epoch)
+                current += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{result.total:.4f}")
+                last = current == steps
+                if context.is_main and (current % self.train.log_every == 0 or last):
+                    self._log_step(current, result)
+                if context.is_main and (current % self.train.val_every == 0 or last):
+                    self._validate(current, val_cases)
+                stop = distributed.any_rank(context, self.stop_requested)
+                if current % self.train.checkpoint_every == 0 or last or stop:
+                    self._checkpoint(current)
+                if stop:
+                    self.log.info("stopped by a signal at step %d; continue with --resume", current)
+                    break
+        finally:
+            bar.close()  # before any error message, which then starts on its own line
         return current
 
     # -- set-up -------------------------------------------------------------------------
@@ -128,7 +155,7 @@ class Trainer:
         log.setLevel(logging.INFO)
         log.propagate = False
         if self.context.is_main:
-            self.files.folder.mkdir(parents=True, exist_ok=True)
+            make_folder(self.files.folder)
             handler = logging.FileHandler(self.files.log)
             handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
             log.addHandler(handler)
@@ -176,10 +203,10 @@ class Trainer:
 
     def _request_stop(self, signum, frame) -> None:
         """SIGTERM/SIGINT: finish the current step, write a checkpoint, stop."""
-        self.stop_requested = True
+        self.stop_signal = int(signum)
 
     def _describe_run(self, discovery_summary: str, split: Split) -> None:
-        self.files.config.write_text(yaml.safe_dump(to_mapping(self.experiment), sort_keys=False))
+        write_text(self.files.config, yaml.safe_dump(to_mapping(self.experiment), sort_keys=False))
         write_splits(self.files, split)
         self.log.info("%s", discovery_summary)
         self.log.info("split: %d train, %d val, %d test", len(split.train), len(split.val), len(split.test))
@@ -234,14 +261,23 @@ class Trainer:
             for role, module in self.networks.named().items()
             for name, tensor in module.state_dict().items()
         }
-        save_checkpoint(self.files.weights, weights, self._metadata(current))
         state = {"step": current, "best": self.best, "rng": rngs, **self.step.state_dict()}
-        save_training_state(self.files.state, state)
-        self._export(self.files.student, current, {})
+        # All three or none: a full disk leaves the previous checkpoint whole, and resumable.
+        write_together(
+            {
+                self.files.weights: checkpoint_bytes(weights, self._metadata(current)),
+                self.files.state: training_state_bytes(state),
+                self.files.student: self._exported(current, {}),
+            }
+        )
 
     def _export(self, path: Path, current: int, extra: Dict[str, Any]) -> None:
+        write_bytes(path, self._exported(current, extra))
+
+    def _exported(self, current: int, extra: Dict[str, Any]) -> bytes:
+        """The inference network as a model file's bytes."""
         network = inference_network(self.experiment, self.networks)
-        save_checkpoint(path, network.state_dict(), {**self._metadata(current), **extra})
+        return checkpoint_bytes(network.state_dict(), {**self._metadata(current), **extra})
 
     def _metadata(self, current: int) -> Dict[str, Any]:
         provenance = {"root": str(self.data.root), "splits": str(self.files.folder / "splits")}
