@@ -5,3 +5,8 @@ from __future__ import annotations
 
 class MSTKDError(Exception):
     """A problem with the user's input or environment; the message says what to do."""
+
+
+# The exit status of a command (or the status of a warm-engine request) that failed with an MSTKDError;
+# any other failure is 1.
+USER_ERROR_STATUS = 2

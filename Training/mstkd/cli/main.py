@@ -7,12 +7,10 @@ import sys
 from typing import List, Optional
 
 from mstkd import __version__
-from mstkd.cli import bench, demo, evaluate, evaluate_model, info, phantom, segment, train
-from mstkd.errors import MSTKDError
+from mstkd.cli import bench, demo, evaluate, evaluate_model, info, phantom, segment, serve, train
+from mstkd.errors import USER_ERROR_STATUS, MSTKDError
 
-SUBCOMMANDS = (demo, segment, evaluate, phantom, train, evaluate_model, info, bench)
-
-USER_ERROR_STATUS = 2
+SUBCOMMANDS = (demo, segment, serve, evaluate, phantom, train, evaluate_model, info, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
-from typing import Iterator, List, Optional, TextIO, Tuple
+from typing import Any, Callable, Iterator, List, Optional, TextIO, Tuple
 
 from mstkd.cli.options import add_device, add_model
 from mstkd.conventions import (
@@ -18,6 +18,8 @@ from mstkd.conventions import (
 )
 
 PROGRESS_CHOICES = ("text", "jsonl")
+# (model, device, progress=callback) -> a Predictor; see run().
+PredictorFactory = Callable[..., Any]
 # Share of the overall progress a single exam's segmentation takes; writing the files is the rest.
 SEGMENT_SHARE = 0.95
 
@@ -76,19 +78,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Segment one exam, or every case of --input-dir."""
+def run(args: argparse.Namespace, load_predictor: Optional[PredictorFactory] = None) -> int:
+    """Segment one exam, or every case of --input-dir.
+
+    `load_predictor(model, device, progress)` gives the Predictor to use (default: a new one; the
+    warm engine of `mstkd serve` hands back the one it keeps).
+    """
+    if load_predictor is None:
+        from mstkd.inference.predictor import Predictor as load_predictor
     with _progress_output(args.progress) as (emit, out):
         if args.input_dir is not None or args.output_dir is not None:
-            return _run_batch(args, emit, out)
-        return _run_one(args, emit, out)
+            return _run_batch(args, emit, out, load_predictor)
+        return _run_one(args, emit, out, load_predictor)
 
 
-def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
+def _run_one(args: argparse.Namespace, emit, out: TextIO, load_predictor: PredictorFactory) -> int:
     from mstkd.errors import MSTKDError
     from mstkd.inference.events import ProgressEvent, scaled
     from mstkd.inference.output import check_output_path, write_result
-    from mstkd.inference.predictor import Predictor
     from mstkd.preprocess.reference import choose_reference
 
     files = exam_files(args)
@@ -104,7 +111,8 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
     output = check_output_path(args.output)
     reference = choose_reference(files, args.reference)  # a wrong --reference fails before any work
 
-    predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
+    emit(ProgressEvent("load", 0.0, f"loading model {args.model} ({args.device})"))
+    predictor = load_predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
     result = predictor.segment(
         files, reference, progress=scaled(emit, 0.0, SEGMENT_SHARE), labels=args.labels
     )
@@ -117,14 +125,13 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
     return 0
 
 
-def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
+def _run_batch(args: argparse.Namespace, emit, out: TextIO, load_predictor: PredictorFactory) -> int:
     from mstkd.cases import MISSING_SEGMENTATION, MISSING_SEQUENCES, discover_cases
     from mstkd.conventions import parse_subset
     from mstkd.errors import MSTKDError
     from mstkd.files import remove_stale_partials
     from mstkd.inference.events import scaled
     from mstkd.inference.output import write_result
-    from mstkd.inference.predictor import Predictor
     from mstkd.progress import progress
 
     given = [f"--{s}" for s in exam_files(args)]
@@ -144,7 +151,7 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     for leftover in remove_stale_partials(args.output_dir):
         print(f"mstkd segment: removed {leftover.name}, half-written by an interrupted run", file=sys.stderr)
 
-    predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
+    predictor = load_predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
     cases = discovery.cases
     done: List[str] = []
     skipped: List[str] = []

@@ -30,6 +30,8 @@ class SegmentationResult:
     timings_s: Dict[str, float]
     steps: List[str]
     fallbacks: List[str] = field(default_factory=list)
+    # What a reader of the result should know, each {"kind": ..., "text": ...}: registrations, fallbacks.
+    notes: List[Dict[str, str]] = field(default_factory=list)
 
     def summary(self, output: Optional[Union[str, Path]] = None) -> Dict[str, Any]:
         """The JSON summary `mstkd segment --summary` writes (and the Slicer module reads)."""
@@ -47,4 +49,5 @@ class SegmentationResult:
             "volumes_ml": {key: round(value, 4) for key, value in self.volumes_ml.items()},
             "timings_s": {key: round(value, 3) for key, value in self.timings_s.items()},
             "steps": list(self.steps),
+            "notes": [dict(note) for note in self.notes],
         }
