@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,15 +12,13 @@ from monai.data.utils import dense_patch_slices
 from monai.inferers.utils import _get_scan_interval
 
 from mstkd.cli.serve import PredictorCache
-from mstkd.conventions import DEVICE_CHOICES, PHANTOM_REQUIREMENTS, SEGMENT_REQUIREMENTS, parse_device
+from mstkd.conventions import DEVICE_CHOICES, parse_device
 from mstkd.devices import mps_available, resolve_device
 from mstkd.errors import MSTKDError
 from mstkd.inference.device_check import check_device
 from mstkd.inference.events import ProgressEvent, TextWriter
 from mstkd.inference.predictor import run_with_fallback
 from mstkd.prediction.estimate import ModelSpeed, estimate_time, window_count
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_device_names_are_checked_once_for_every_front_end():
@@ -114,15 +110,6 @@ def test_the_time_estimate_adds_windows_preparation_and_registrations():
     assert estimate.preparation_s == pytest.approx(17.856 * 0.03 + 1.0)
     assert estimate.seconds == pytest.approx(estimate.inference_s + estimate.preparation_s)
     assert math.isclose(estimate_time(speed, (10.0, 10.0, 10.0), 0).seconds, 0.25)
-
-
-def test_the_run_time_requirements_are_pyprojects():
-    text = (ROOT / "pyproject.toml").read_text()
-    block = re.search(r"^dependencies = \[(.*?)\]", text, re.S | re.M).group(1)
-    floors = {name.lower(): floor for name, floor in re.findall(r'"([\w.-]+)>=([\w.]+)"', block)}
-    for requirement in (*SEGMENT_REQUIREMENTS, *PHANTOM_REQUIREMENTS):
-        assert floors[requirement.distribution.lower()] == requirement.minimum, requirement
-    assert {r.module for r in SEGMENT_REQUIREMENTS} >= {"torch", "monai", "SimpleITK", "yaml"}
 
 
 def test_an_inference_stage_estimate_is_a_field_the_text_shows():
