@@ -140,7 +140,7 @@ class MSTKDSegmentFileReader:
             self.parent.userMessages().AddMessage(vtk.vtkCommand.ErrorEvent, str(error))
             slicer.util.errorDisplay(str(error), windowTitle=_("Synthetic case not loaded"))
             return False
-        self.parent.loadedNodes = [nodes[s].GetID() for s in SEQUENCES if s in nodes]
+        self.parent.loadedNodes = [node.GetID() for node in nodes.values()]
         return True
 
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, List, Mapping, Sequence
 
-from mstkd.conventions import DISPLAY_NAMES, SEQUENCES
+from mstkd.conventions import DISPLAY_NAMES, make_subset
 
 NOTES_ATTRIBUTE = "MSTKD.Notes"
 INFO = "info"
@@ -37,11 +37,10 @@ class Note:
 
 def result_notes(summary: Mapping[str, Any], sequences: Sequence[str]) -> List[Note]:
     """The notes of a finished run, from the engine's summary and the sequences the run was given."""
-    used = [s for s in SEQUENCES if s in (summary.get("sequences") or sequences)]
-    missing = [s for s in SEQUENCES if s not in used]
-    text = f"segmented from {' + '.join(DISPLAY_NAMES[s] for s in used)}"
-    if missing:
-        absent = ", ".join(DISPLAY_NAMES[s] for s in missing)
+    subset = make_subset(summary.get("sequences") or sequences)
+    text = f"segmented from {' + '.join(DISPLAY_NAMES[s] for s in subset.sequences)}"
+    if subset.absent:
+        absent = ", ".join(DISPLAY_NAMES[s] for s in subset.absent)
         text += f"; {absent} not available (the model works without them)"
     notes = [Note("sequences", text)]
     for item in summary.get("notes") or []:

@@ -132,7 +132,7 @@ class PanelState:
         """A case was loaded: its volumes become the inputs, the reference is automatic again, and the
         result goes to a new segmentation (never over the previous case's)."""
         self.result, self.notes = "", []
-        self.status = f"Loaded {', '.join(DISPLAY_NAMES[s] for s in SEQUENCES if s in nodes)}."
+        self.status = f"Loaded {', '.join(DISPLAY_NAMES[s] for s in sequence_map(nodes))}."
         inputs = {s: nodes.get(s) for s in SEQUENCES}
         return dataclasses.replace(settings, inputs=inputs, reference="", output=None)
 
