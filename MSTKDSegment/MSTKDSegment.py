@@ -1,19 +1,21 @@
 """MSTKD brain-tumour segmentation: the Slicer module (a thin shell over MSTKDSegmentLib and mstkd).
 
-The widget is the only code that uses qt/ctk; the logic facade wires slicer.mrmlScene and the
-module logics into MSTKDSegmentLib, which does all the work (and is tested outside Slicer).
+The widget is the only code that uses qt/ctk: it passes events to the Qt-free PanelState and draws
+the views it returns. The logic facade wires slicer.mrmlScene, the module logics, the DICOM
+database, pip and the warm engine into MSTKDSegmentLib, which does all the work (and is tested
+outside Slicer).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
+import platform
 import shutil
 import sys
 import traceback
 from pathlib import Path
-from typing import List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional
 
 import qt
 import slicer
@@ -34,27 +36,34 @@ from slicer.util import VTKObservationMixin
 from MSTKDSegmentLib import (
     DEFAULT_DEVICE,
     DEFAULT_MODEL,
-    DEVICE_CHOICES,
-    DISPLAY_NAMES,
-    PHANTOM_REQUIREMENTS,
-    SEGMENT_REQUIREMENTS,
+    MODEL_FILE,
+    SAMPLE_EXTENSION,
+    SAMPLE_FILE_TYPE,
     SEQUENCES,
     SYNTHETIC_SHAPE,
-    TORCH_VERSION_FLOOR,
+    DependencyInstaller,
+    DicomLoader,
+    EngineService,
     MSTKDError,
-    Progress,
+    PanelRenderer,
+    PanelSettings,
+    PanelState,
     SegmentationLogic,
     SegmentationRequest,
     SequenceMap,
     assign_sequences,
-    choose_reference,
-    duplicate_inputs,
-    format_duration,
+    child_environment,
     is_dicom_folder,
-    missing_requirements,
+    is_mri_volume,
     model_choices,
+    read_notes,
+    read_sample,
     read_volumes_table,
-    sequence_map,
+    requirements_for,
+    sample_uri,
+    series_descriptions,
+    serve_command,
+    unmet,
 )
 
 SYNTHETIC_CASE_NAME = "MSTKD synthetic brain tumour"
@@ -78,8 +87,8 @@ class MSTKDSegment(ScriptedLoadableModule):
             "Segments brain tumours (necrotic core, oedema, enhancing tumour) from whatever MRI sequences "
             "an exam has: any of FLAIR, T1, T1Gd (T1ce) and T2. Load an exam, check the sequences the module "
             "recognised, choose a model and click Segment. The result is an editable segmentation on the "
-            "reference volume's grid with SNOMED terminology, and a table of region volumes in mL. "
-            "Research use only: not for clinical decisions."
+            "reference volume's grid with SNOMED terminology, a table of region volumes in mL, and notes on "
+            "how it was made. Research use only: not for clinical decisions."
         )
         self.parent.acknowledgementText = _(
             "Implements MST-KDNet (multi-scale transformer knowledge distillation) and MAG-MS for "
@@ -89,18 +98,50 @@ class MSTKDSegment(ScriptedLoadableModule):
 
 
 def registerSampleData():
-    """Add the synthetic case to the Sample Data module (generated on the spot, nothing is downloaded)."""
+    """Add the synthetic case to Sample Data: a small file read by MSTKDSegmentFileReader, which generates
+    the exam (nothing is downloaded); SampleData.downloadSample() takes the same path as the button."""
     import SampleData
 
     iconsPath = os.path.join(os.path.dirname(__file__), "Resources", "Icons")
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
         category="Brain tumour (MSTKD)",
         sampleName=SYNTHETIC_CASE_NAME,
-        uris="mstkd://synthetic-case",
-        fileNames="MSTKDSyntheticCase.nrrd",
+        uris=sample_uri(),
+        fileNames=f"MSTKDSyntheticCase{SAMPLE_EXTENSION}",
+        nodeNames="MSTKDSyntheticCase",
         thumbnailFileName=os.path.join(iconsPath, "MSTKDSegment.png"),
-        customDownloader=lambda source: MSTKDSegmentLogic().loadSyntheticCase(),
+        loadFileType=SAMPLE_FILE_TYPE,
     )
+
+
+class MSTKDSegmentFileReader:
+    """Reads the synthetic-case file of Sample Data: generates the phantom it names into the scene."""
+
+    def __init__(self, parent):
+        self.parent = parent
+
+    def description(self):
+        return _("MSTKD synthetic brain-tumour case")
+
+    def fileType(self):
+        return SAMPLE_FILE_TYPE
+
+    def extensions(self):
+        return [_("MSTKD synthetic case (*{extension})").format(extension=SAMPLE_EXTENSION)]
+
+    def canLoadFile(self, filePath):
+        return filePath.endswith(SAMPLE_EXTENSION)
+
+    def load(self, properties):
+        try:
+            seed, shape = read_sample(properties["fileName"])
+            nodes = MSTKDSegmentLogic().loadSyntheticCase(seed=seed, shape=shape)
+        except MSTKDError as error:  # e.g. the user declined to install what the phantom needs
+            self.parent.userMessages().AddMessage(vtk.vtkCommand.ErrorEvent, str(error))
+            slicer.util.errorDisplay(str(error), windowTitle=_("Synthetic case not loaded"))
+            return False
+        self.parent.loadedNodes = [node.GetID() for node in nodes.values()]
+        return True
 
 
 #
@@ -110,7 +151,7 @@ def registerSampleData():
 
 @parameterNodeWrapper
 class MSTKDSegmentParameterNode:
-    """The panel's state, saved with the scene."""
+    """The panel's choices, saved with the scene (`model`: a registry name, or MODEL_FILE)."""
 
     flairVolume: Optional[vtkMRMLScalarVolumeNode]
     t1Volume: Optional[vtkMRMLScalarVolumeNode]
@@ -131,18 +172,18 @@ class MSTKDSegmentParameterNode:
 
 
 class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The panel: inputs, model, output, Segment/Cancel, progress and log."""
-
-    MODEL_FILE_ITEM = "__file__"
+    """The panel: it hands events to PanelState and draws what PanelState says."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
+        self.state = None
+        self.renderer = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._run = None
-        self._lastStatus = ""
+        self._deviceCheck = None
         self._timer = None
 
     def setup(self) -> None:
@@ -152,19 +193,12 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = MSTKDSegmentLogic()
-        self.selectors = {
-            "flair": self.ui.flairSelector,
-            "t1": self.ui.t1Selector,
-            "t1ce": self.ui.t1ceSelector,
-            "t2": self.ui.t2Selector,
-        }
+        self.state = PanelState(self.logic.modelChoices())
+        self.renderer = PanelRenderer(self.ui)
         self._timer = qt.QTimer()
         self._timer.setInterval(200)
         self._timer.connect("timeout()", self.onTimer)
         self.ui.logCollapsibleButton.collapsed = True
-        self.ui.inputsWarningLabel.hide()
-        self.ui.progressBar.hide()
-        self.populateModels()
 
         self.ui.loadCaseButton.connect("clicked(bool)", self.onLoadCase)
         self.ui.loadSampleButton.connect("clicked(bool)", self.onLoadSample)
@@ -174,189 +208,128 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelChanged)
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.onModelFileChanged)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
-        for selector in self.selectors.values():
-            selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGuiFromInputs)
+        for sequence in SEQUENCES:
+            getattr(self.ui, f"{sequence}Selector").connect(
+                "currentNodeChanged(vtkMRMLNode*)", self.updateGui
+            )
+        self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGui)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        self.cancelRun()
+        self.cancelRun(warmUp=False)
         self.removeObservers()
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        # Volumes added while the panel is hidden (subtractions, resampled copies) are not inputs.
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
+        self.checkDevice()
 
     def exit(self) -> None:
+        self.removeObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
-            self.removeObserver(
-                self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGuiFromParameterNode
-            )
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
 
     def onSceneStartClose(self, caller, event) -> None:
-        self.cancelRun()
+        self.cancelRun(warmUp=False)
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
             self.initializeParameterNode()
 
-    # Parameter node
+    # Parameter node and the panel's state
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
-        if not any(self.inputs().values()):
+        if not self.settings().chosen():
             self.assignVolumes(slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"), replace=False)
 
-    def setParameterNode(self, parameterNode: Optional[MSTKDSegmentParameterNode]) -> None:
+    def setParameterNode(self, parameterNode) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(
-                self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGuiFromParameterNode
-            )
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
         self._parameterNode = parameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(
-                self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGuiFromParameterNode
-            )
-        self.updateGuiFromParameterNode()
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+            self.ui.modelPathLineEdit.currentPath = self._parameterNode.modelFile
+        self.updateGui()
 
-    def updateGuiFromParameterNode(self, caller=None, event=None) -> None:
-        if not self._parameterNode:
-            return
-        parameters = self._parameterNode
-        self._selectData(
-            self.ui.deviceComboBox,
-            DEVICE_CHOICES.index(parameters.device) if parameters.device in DEVICE_CHOICES else 0,
+    def settings(self) -> PanelSettings:
+        """The parameter node's choices for PanelState."""
+        p = self._parameterNode
+        if p is None:
+            return PanelSettings()
+        return PanelSettings(
+            inputs={s: getattr(p, f"{s}Volume") for s in SEQUENCES},
+            reference=p.reference,
+            model=p.model,
+            model_file=p.modelFile,
+            device=p.device,
+            output=p.outputSegmentation,
         )
-        modelIndex = self.ui.modelComboBox.findData(parameters.model) if parameters.model else -1
-        if parameters.modelFile and not parameters.model:
-            modelIndex = self.ui.modelComboBox.findData(self.MODEL_FILE_ITEM)
-        self._selectData(self.ui.modelComboBox, max(modelIndex, 0))
-        self.updateModelDescription()
-        if self.ui.modelPathLineEdit.currentPath != parameters.modelFile:
-            self.ui.modelPathLineEdit.currentPath = parameters.modelFile
-        self.updateGuiFromInputs()
 
-    @staticmethod
-    def _selectData(comboBox, index: int) -> None:
-        if comboBox.currentIndex != index:
-            wasBlocked = comboBox.blockSignals(True)
-            comboBox.currentIndex = index
-            comboBox.blockSignals(wasBlocked)
-
-    def inputs(self) -> SequenceMap:
-        """The volumes chosen, by sequence."""
-        if not self._parameterNode:
-            return SequenceMap({})
-        return sequence_map({s: getattr(self._parameterNode, f"{s}Volume") for s in SEQUENCES})
-
-    def updateGuiFromInputs(self, *args) -> None:
-        """Reference choices, duplicate warning, model widgets and the Segment button's state."""
-        chosen = self.inputs()
-        self.updateReferenceChoices(chosen)
-        warnings = duplicate_inputs(chosen)
-        self.ui.inputsWarningLabel.text = "\n".join(warnings)
-        self.ui.inputsWarningLabel.visible = bool(warnings)
-        isFile = self.ui.modelComboBox.currentData == self.MODEL_FILE_ITEM
-        self.ui.modelPathLineEdit.visible = isFile
-        self.ui.modelPathLabel.visible = isFile
-        self.updateApplyButton()
-
-    def updateReferenceChoices(self, chosen: SequenceMap) -> None:
-        combo = self.ui.referenceComboBox
-        wanted = self._parameterNode.reference if self._parameterNode else ""
-        automatic = choose_reference(chosen) if chosen else None
-        wasBlocked = combo.blockSignals(True)
-        combo.clear()
-        combo.addItem(
-            _("Automatic ({name})").format(name=DISPLAY_NAMES[automatic]) if automatic else _("Automatic"), ""
-        )
-        for sequence, node in chosen.items():
-            combo.addItem(f"{DISPLAY_NAMES[sequence]}: {node.GetName()}", sequence)
-        combo.currentIndex = max(combo.findData(wanted), 0)
-        combo.blockSignals(wasBlocked)
-
-    def updateApplyButton(self) -> None:
-        button = self.ui.applyButton
-        if self._run is not None:
-            button.text = _("Cancel")
-            button.toolTip = _("Stop the segmentation; the scene stays as it was.")
-            button.enabled = True
+    def store(self, settings: PanelSettings) -> None:
+        """Write PanelState's settings back into the parameter node."""
+        p = self._parameterNode
+        if p is None:
             return
-        button.text = _("Segment")
-        chosen = self.inputs()
-        model = self.selectedModel()
-        if not chosen:
-            button.enabled = False
-            button.toolTip = _("Choose at least one sequence (FLAIR, T1, T1Gd or T2), or load a case.")
-        elif not model:
-            button.enabled = False
-            button.toolTip = _("Choose a model, or a model file.")
-        else:
-            button.enabled = True
-            names = " + ".join(DISPLAY_NAMES[s] for s in chosen)
-            button.toolTip = _("Segment the tumour from {sequences} with the model '{model}'.").format(
-                sequences=names, model=os.path.basename(model)
-            )
+        for sequence in SEQUENCES:
+            setattr(p, f"{sequence}Volume", settings.inputs.get(sequence))
+        p.reference, p.model, p.modelFile = settings.reference, settings.model, settings.model_file
+        p.device, p.outputSegmentation = settings.device, settings.output
 
-    # Models and device
+    def updateGui(self, *args) -> None:
+        if self.renderer is not None and self.state is not None:
+            self.renderer.render(self.state.view(self.settings()))
 
-    def populateModels(self) -> None:
-        combo = self.ui.modelComboBox
-        wasBlocked = combo.blockSignals(True)
-        combo.clear()
-        for choice in self.logic.modelChoices():
-            combo.addItem(choice.name, choice.name)
-            combo.setItemData(combo.count - 1, choice.description or choice.intended_use, qt.Qt.ToolTipRole)
-        combo.addItem(_("Model file..."), self.MODEL_FILE_ITEM)
-        combo.blockSignals(wasBlocked)
-        self.onModelChanged()
+    # Choices
 
-    def selectedModel(self) -> str:
-        """The model name, or the model file path, to pass to the engine ('' when none)."""
-        data = self.ui.modelComboBox.currentData
-        if data == self.MODEL_FILE_ITEM:
-            return self.ui.modelPathLineEdit.currentPath.strip()
-        return data or ""
-
-    def updateModelDescription(self) -> None:
-        combo = self.ui.modelComboBox
-        text = combo.itemData(combo.currentIndex, qt.Qt.ToolTipRole) or ""
-        if combo.currentData == self.MODEL_FILE_ITEM:
-            text = _("A model file exported by mstkd train; its SHA-256 is recorded with the result.")
-        self.ui.modelDescriptionLabel.text = text
-
-    def onModelChanged(self, index=None) -> None:
-        data = self.ui.modelComboBox.currentData
-        self.updateModelDescription()
-        if self._parameterNode and data is not None:
-            self._parameterNode.model = "" if data == self.MODEL_FILE_ITEM else data
-        self.updateGuiFromInputs()
+    def onModelChanged(self, index) -> None:
+        if index >= 0:
+            self.store(self.state.choose_model(self.settings(), self.ui.modelComboBox.itemData(index)))
+            self.checkDevice()
 
     def onModelFileChanged(self, path) -> None:
         if self._parameterNode:
             self._parameterNode.modelFile = path
-        self.updateApplyButton()
+            self.state.forget_device_check()
+            if os.path.isfile(path):
+                self.checkDevice()
 
     def onDeviceChanged(self, index) -> None:
-        if self._parameterNode and 0 <= index < len(DEVICE_CHOICES):
-            self._parameterNode.device = DEVICE_CHOICES[index]
+        if index >= 0:
+            self.store(self.state.choose_device(self.settings(), self.ui.deviceComboBox.itemData(index)))
+            self.checkDevice()
 
     def onReferenceChanged(self, index) -> None:
         if self._parameterNode and index >= 0:
             self._parameterNode.reference = self.ui.referenceComboBox.itemData(index) or ""
 
+    def checkDevice(self) -> None:
+        """Ask the warm engine which device a run will use and how fast the model is there."""
+        settings = self.settings()
+        self.state.missing_packages = [p.requirement.specifier for p in unmet(requirements_for())]
+        model = self.state.selected_model(settings)
+        pending = self._deviceCheck is not None and not self._deviceCheck.finished
+        if self.state.missing_packages or not model or pending:
+            self.updateGui()
+            return
+        self._deviceCheck = self.logic.checkDevice(*self.state.device_check_sent(settings))
+        self._timer.start()
+        self.updateGui()
+
     # Loading data and assigning sequences
 
     @vtk.calldata_type(vtk.VTK_OBJECT)
     def onNodeAdded(self, caller, event, node) -> None:
-        if isinstance(node, vtkMRMLScalarVolumeNode) and not node.IsA("vtkMRMLLabelMapVolumeNode"):
+        if is_mri_volume(node):
             # Loaders name a node (and attach its DICOM attributes) after adding it: look once they are done.
             qt.QTimer.singleShot(0, lambda: self.assignVolumes([node], replace=False))
 
@@ -367,22 +340,13 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         nodes = [n for n in nodes if n is not None and n.GetScene() is slicer.mrmlScene]
         found = assign_sequences(nodes, self.logic.dicomSeriesDescriptions)
         for sequence, node in found.items():
-            current = getattr(self._parameterNode, f"{sequence}Volume")
-            if replace or current is None:
+            if replace or getattr(self._parameterNode, f"{sequence}Volume") is None:
                 setattr(self._parameterNode, f"{sequence}Volume", node)
-                self.log(
-                    _("{sequence}: {name}").format(sequence=DISPLAY_NAMES[sequence], name=node.GetName())
-                )
 
     def onAssignFromNames(self) -> None:
-        volumes = [
-            n
-            for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
-            if not n.IsA("vtkMRMLLabelMapVolumeNode")
-        ]
         for sequence in SEQUENCES:
             setattr(self._parameterNode, f"{sequence}Volume", None)
-        self.assignVolumes(volumes, replace=True)
+        self.assignVolumes(slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"), replace=True)
 
     def onLoadCase(self) -> None:
         settings = qt.QSettings()
@@ -397,7 +361,7 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.WaitCursor():
             nodes = self.runWithErrorDisplay(_("Could not load the case."), self.logic.loadFolder, folder)
         if nodes:
-            self.useVolumes(nodes)
+            self.useCase(nodes)
 
     def onLoadSample(self) -> None:
         with slicer.util.WaitCursor():
@@ -405,76 +369,67 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 _("Could not generate the synthetic case."), self.logic.loadSyntheticCase
             )
         if nodes:
-            self.useVolumes(nodes)
+            self.useCase(nodes)
 
-    def useVolumes(self, nodes: SequenceMap) -> None:
-        """Select a loaded exam's volumes (and only those) and show its reference volume."""
-        for sequence in SEQUENCES:
-            setattr(self._parameterNode, f"{sequence}Volume", nodes.get(sequence))
-        self.log(_("Loaded {sequences}.").format(sequences=", ".join(DISPLAY_NAMES[s] for s in nodes)))
-        if nodes:
-            slicer.util.setSliceViewerLayers(background=nodes[choose_reference(nodes)], fit=True)
+    def useCase(self, nodes: SequenceMap) -> None:
+        """A new exam: PanelState says what it resets; show its reference volume."""
+        self.store(self.state.new_case(self.settings(), nodes))
+        self.log(self.state.status)
+        reference = nodes[self.state.reference_of(self.settings())]
+        slicer.util.setSliceViewerLayers(background=reference, fit=True)
+        self.updateGui()
 
     # Running
 
     def onApplyButton(self) -> None:
         if self._run is not None:
             self.cancelRun()
-            self.ui.statusLabel.text = _("Cancelled; the scene was left as it was.")
             return
-        parameters = self._parameterNode
-        request = SegmentationRequest(
-            inputs=self.inputs(),
-            model=self.selectedModel(),
-            device=parameters.device,
-            reference=self.ui.referenceComboBox.currentData or None,
-            segmentation=parameters.outputSegmentation,
-            nested=parameters.nestedRegions,
-            show_3d=parameters.show3D,
-        )
+        settings = self.settings()
         with slicer.util.WaitCursor():
             if not self.runWithErrorDisplay(
                 _("Could not prepare the segmentation."), self.logic.ensureDependencies
             ):
                 return
+            request = SegmentationRequest(
+                inputs=settings.chosen(),
+                model=self.state.selected_model(settings),
+                device=self.state.run_device(settings),
+                reference=settings.reference or None,
+                segmentation=settings.output,
+                nested=self._parameterNode.nestedRegions,
+                show_3d=self._parameterNode.show3D,
+            )
+            engineReady = self.logic.engineReady()
             self._run = self.runWithErrorDisplay(
                 _("Could not start the segmentation."), self.logic.start, request
             )
         if self._run is None:
             return
         self.ui.logTextEdit.clear()
-        self.ui.progressBar.value = 0
-        self.ui.progressBar.show()
-        self.ui.resultLabel.text = ""
-        self._lastStatus = ""
-        self.setStatus(_("Starting..."))
-        self.updateApplyButton()
+        self.state.run_started(settings, engineReady)
+        self.updateGui()
         self._timer.start()
 
     def onTimer(self) -> None:
+        check = self._deviceCheck
+        if check is not None and check.finished:
+            self._deviceCheck = None
+            report = check.reply.get("device") if check.returncode == 0 else None
+            error = check.error_message() if check.returncode not in (0, None) else ""
+            if not self.state.device_checked(self.settings(), report, error) and not check.cancelled:
+                self.checkDevice()  # the choice changed meanwhile
         run = self._run
-        if run is None:
+        if run is not None:
+            for event in run.poll():
+                line = self.state.run_event(event)
+                if line:
+                    self.log(line)
+            if run.finished:
+                self.onRunFinished()
+        if self._run is None and self._deviceCheck is None:
             self._timer.stop()
-            return
-        for event in run.poll():
-            if isinstance(event, Progress):
-                self.ui.progressBar.value = int(round(100 * event.fraction))
-                if event.message and event.message != self._lastStatus:
-                    self.log(f"{event.stage}: {event.message}")
-                    self._lastStatus = event.message
-            else:
-                self.log(event)
-        if run.progress is not None:
-            remaining = run.remaining_s()
-            left = (
-                _(" (about {time} left)").format(time=format_duration(remaining))
-                if remaining is not None
-                else ""
-            )
-            self.setStatus(f"{run.progress.stage}: {run.progress.message}{left}")
-        if run.finished:
-            self._timer.stop()
-            self.onRunFinished()
+        self.updateGui()
 
     def onRunFinished(self) -> None:
         run, self._run = self._run, None
@@ -482,57 +437,42 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with slicer.util.WaitCursor():
                 segmentation = run.finish()
         except MSTKDError as error:
-            self.ui.progressBar.hide()
-            self.setStatus(_("Segmentation failed."))
+            self.state.run_failed(str(error))
             self.log(str(error))
             slicer.util.errorDisplay(str(error), windowTitle=_("Segmentation failed"))
         except Exception as error:
             logging.error(traceback.format_exc())
-            self.ui.progressBar.hide()
-            self.setStatus(_("Segmentation failed."))
+            self.state.run_failed(str(error))
             slicer.util.errorDisplay(
                 _("Unexpected error: {error}").format(error=error), detailedText=traceback.format_exc()
             )
         else:
-            self.showResult(segmentation, run)
-        finally:
-            self.updateApplyButton()
-
-    def showResult(self, segmentation, run) -> None:
-        self.ui.progressBar.value = 100
-        self._parameterNode.outputSegmentation = segmentation
-        reference = run.inputs[run.reference]
-        slicer.util.setSliceViewerLayers(background=reference)
-        volumes = read_volumes_table(segmentation)
-        self.ui.resultLabel.text = "   ".join(f"{key} {volume:.1f} mL" for key, volume in volumes.items())
-        self.setStatus(
-            _("Done: '{name}' ({model}, {sequences}).").format(
-                name=segmentation.GetName(),
-                model=segmentation.GetAttribute("MSTKD.ModelName") or "",
-                sequences=segmentation.GetAttribute("MSTKD.Sequences") or "",
+            self._parameterNode.outputSegmentation = segmentation
+            slicer.util.setSliceViewerLayers(background=run.inputs[run.reference])
+            self.state.run_finished(
+                segmentation.GetName(),
+                read_volumes_table(segmentation),
+                read_notes(segmentation),
+                run.summary,
             )
-        )
-        for warning in run.warnings:
-            self.log(_("Warning: {warning}").format(warning=warning))
-        if run.warnings:
-            slicer.util.warningDisplay("\n\n".join(run.warnings), windowTitle=_("Check the result"))
+            for warning in run.warnings:
+                self.log(_("Warning: {warning}").format(warning=warning))
+            if run.warnings:
+                slicer.util.warningDisplay("\n\n".join(run.warnings), windowTitle=_("Check the result"))
+        self.updateGui()
 
-    def cancelRun(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
+    def cancelRun(self, warmUp: bool = True) -> None:
         run, self._run = self._run, None
-        if run is not None:
-            run.cancel()
-            self.ui.progressBar.hide()
-            self.log(_("Cancelled."))
-        if hasattr(self, "ui"):
-            self.updateApplyButton()
+        if run is None:
+            return
+        run.cancel()
+        self.state.run_cancelled()
+        self.log(_("Cancelled."))
+        self.updateGui()
+        if warmUp:
+            self.checkDevice()  # a new engine warms up for the next run
 
     # Messages
-
-    def setStatus(self, text: str) -> None:
-        self.ui.statusLabel.text = text
-        slicer.util.showStatusMessage(text, 3000)
 
     def log(self, text: str) -> None:
         self.ui.logTextEdit.appendPlainText(text)
@@ -556,12 +496,30 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 def pythonSlicerExecutable() -> str:
-    """The Python that runs the engine's child process: PythonSlicer (same packages as Slicer)."""
+    """The Python that runs the engine: PythonSlicer (the same packages as Slicer)."""
     found = shutil.which("PythonSlicer")
     if found:
         return found
     candidate = Path(sys.executable).with_name("PythonSlicer" + (".exe" if os.name == "nt" else ""))
     return str(candidate) if candidate.is_file() else sys.executable
+
+
+def engineEnvironment() -> Dict[str, str]:
+    """The engine's environment: the one Slicer was started with (not Slicer's own, modified one)."""
+    startup = getattr(slicer.util, "startupEnvironment", None)
+    return child_environment(startup() if startup is not None else None)
+
+
+_warmEngine: Optional[EngineService] = None
+
+
+def warmEngine() -> EngineService:
+    """The session's warm engine: started on first use, ended when Slicer quits."""
+    global _warmEngine
+    if _warmEngine is None:
+        _warmEngine = EngineService(serve_command(pythonSlicerExecutable()), engineEnvironment())
+        slicer.app.connect("aboutToQuit()", _warmEngine.close)
+    return _warmEngine
 
 
 class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
@@ -573,13 +531,15 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
         seg = logic.segment({"flair": flairNode, "t2": t2Node}, model="demo")
     """
 
-    def __init__(self) -> None:
+    def __init__(self, engine=None) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self.engine = engine or warmEngine()
         self.lib = SegmentationLogic(
             slicer.mrmlScene,
             slicer.modules.segmentations.logic(),
             slicer.modules.volumes.logic(),
-            python=pythonSlicerExecutable(),
+            engine=self.engine,
+            work_folder=slicer.app.temporaryPath,
         )
 
     def getParameterNode(self):
@@ -616,6 +576,14 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
         """Start a segmentation in the background; returns the SegmentationRun to poll."""
         return self.lib.start(request)
 
+    def checkDevice(self, model: str, device: str = DEFAULT_DEVICE):
+        """Ask the warm engine which device a run will use, and the model's speed there (a job to poll)."""
+        return self.engine.check_device(model, device)
+
+    def engineReady(self) -> bool:
+        """True when the warm engine is up (a run starts without importing PyTorch first)."""
+        return bool(getattr(self.engine, "ready", False))
+
     @staticmethod
     def _logEvent(event) -> None:
         logging.info(f"MSTKDSegment: {getattr(event, 'message', event)}")
@@ -632,53 +600,23 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
         return self.lib.load_case(folder)[1]
 
     def loadDicomFolder(self, folder: str) -> SequenceMap:
-        """Import a DICOM folder into the DICOM database, load its series and recognise the sequences.
-
-        Uses the application's DICOM database when one is open (so that DICOM SEG export finds the
-        study), else a temporary one.
-        """
+        """Import a DICOM folder, load its MR series and recognise the sequences: into the application's
+        DICOM database when one is open (so that DICOM SEG export finds the study), else a temporary one."""
         from DICOMLib import DICOMUtils
+
+        def loader(database):
+            return DicomLoader(slicer.mrmlScene, database, DICOMUtils.importDicom, DICOMUtils.loadSeriesByUID)
 
         database = slicer.dicomDatabase
         if database is not None and database.isOpen:
-            return self._loadDicomSeries(database, folder)
+            return loader(database).load(folder)
         with DICOMUtils.TemporaryDICOMDatabase() as temporary:
-            return self._loadDicomSeries(temporary, folder)
-
-    def _loadDicomSeries(self, database, folder: str) -> SequenceMap:
-        from DICOMLib import DICOMUtils
-
-        DICOMUtils.importDicom(folder, database)
-        root = os.path.normcase(os.path.abspath(folder))
-        series = []
-        for patient in database.patients():
-            for study in database.studiesForPatient(patient):
-                for uid in database.seriesForStudy(study):
-                    files = database.filesForSeries(uid, 1)
-                    if files and os.path.normcase(os.path.abspath(files[0])).startswith(root):
-                        series.append(uid)
-        nodeIDs = DICOMUtils.loadSeriesByUID(series) if series else []
-        volumes = [slicer.mrmlScene.GetNodeByID(nodeID) for nodeID in nodeIDs]
-        volumes = [n for n in volumes if n is not None and n.IsA("vtkMRMLScalarVolumeNode")]
-        found = assign_sequences(volumes, lambda node: self.dicomSeriesDescriptions(node, database))
-        if not found:
-            raise MSTKDError(
-                _(
-                    "No series in {folder} names an MRI sequence the module knows; "
-                    "choose the volumes by hand."
-                ).format(folder=folder)
-            )
-        return found
+            return loader(temporary).load(folder)
 
     @staticmethod
-    def dicomSeriesDescriptions(node, database=None) -> List[str]:
-        """The DICOM series description of a volume loaded from DICOM, if the database knows it."""
-        database = database or slicer.dicomDatabase
-        uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split()
-        if not uids or database is None or not database.isOpen:
-            return []
-        path = database.fileForInstance(uids[0])
-        return [database.fileValue(path, "0008,103E")] if path else []
+    def dicomSeriesDescriptions(node) -> List[str]:
+        """The DICOM series description of a volume loaded from DICOM, if Slicer's database knows it."""
+        return series_descriptions(node, slicer.dicomDatabase)
 
     def loadSyntheticCase(self, seed: int = 0, shape=None) -> SequenceMap:
         """Generate a synthetic brain-tumour exam (mstkd.phantom) in the scene; returns its volumes."""
@@ -688,32 +626,23 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
     # Dependencies
 
     def ensureDependencies(self, askConfirmation: bool = True, phantom: bool = False) -> bool:
-        """Install what the engine needs (PyTorch via the PyTorch extension, the rest with pip), asking first.
+        """Install what the engine needs (PyTorch through the PyTorch extension, the rest with pip, PyTorch
+        and numpy pinned), after one question; checked from package metadata, nothing is imported.
 
         Raises MSTKDError when the user declines or the PyTorch extension is missing.
         """
-        if not phantom:
-            self._ensureTorch(askConfirmation)
-        missing = missing_requirements(PHANTOM_REQUIREMENTS if phantom else SEGMENT_REQUIREMENTS)
-        if not missing:
-            return True
-        question = _(
-            "MSTKD Segmentation needs these Python packages, which will now be downloaded and installed "
-            "(this can take a few minutes):\n\n{packages}"
-        ).format(packages="\n".join(missing))
-        if askConfirmation and not slicer.util.confirmOkCancelDisplay(question):
-            raise MSTKDError(
-                _("The required Python packages were not installed: {packages}.").format(
-                    packages=", ".join(missing)
-                )
-            )
+        installer = DependencyInstaller(
+            confirm=slicer.util.confirmOkCancelDisplay,
+            install_torch=self._installTorch,
+            pip_install=slicer.util.pip_install,
+            offer_restart=self._offerRestart,
+            folder=slicer.app.temporaryPath,
+        )
         with slicer.util.WaitCursor():
-            slicer.util.pip_install(" ".join(missing))
-        importlib.invalidate_caches()
-        return True
+            return installer.ensure(requirements_for(phantom), ask=askConfirmation)
 
     @staticmethod
-    def _ensureTorch(askConfirmation: bool) -> None:
+    def _installTorch(minimum: str) -> bool:
         try:
             import PyTorchUtils
         except ModuleNotFoundError:
@@ -724,13 +653,18 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
                 )
             ) from None
         torchLogic = PyTorchUtils.PyTorchUtilsLogic()
-        if torchLogic.torchInstalled():
-            return
-        torch = torchLogic.installTorch(
-            askConfirmation=askConfirmation, torchVersionRequirement=f">={TORCH_VERSION_FLOOR}"
+        return (
+            torchLogic.installTorch(askConfirmation=False, torchVersionRequirement=f">={minimum}") is not None
         )
-        if torch is None:
-            raise MSTKDError(_("PyTorch is required and was not installed; see the PyTorch Utils module."))
+
+    @staticmethod
+    def _offerRestart(packages) -> None:
+        question = _(
+            "{packages} were upgraded while Slicer had them loaded; the new versions take effect after a "
+            "restart. Restart Slicer now?"
+        ).format(packages=", ".join(packages))
+        if slicer.util.confirmYesNoDisplay(question):
+            slicer.util.restart()
 
 
 #
@@ -739,16 +673,36 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
 
 
 class MSTKDSegmentTest(ScriptedLoadableModuleTest):
-    """Inside Slicer: a synthetic case through the whole path (engine child process included)."""
+    """Inside Slicer: what only the application can show (README, "Tested only in Slicer")."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
-        self.test_SyntheticCaseEndToEnd()
-        self.setUp()
-        self.test_WidgetTracksInputs()
+        for test in (
+            self.test_DependencyCheckImportsNothing,
+            self.test_SampleDataFromCode,
+            self.test_SyntheticCaseEndToEnd,
+            self.test_WidgetTracksInputs,
+            self.test_ModelFileChoiceStays,
+            self.test_NewCaseResetsOutput,
+        ):
+            self.setUp()
+            test()
+
+    def test_DependencyCheckImportsNothing(self):
+        self.delayDisplay("The dependency check reads package metadata only")
+        imported = "torch" in sys.modules
+        MSTKDSegmentLogic().ensureDependencies(askConfirmation=False)
+        self.assertEqual("torch" in sys.modules, imported)
+
+    def test_SampleDataFromCode(self):
+        import SampleData
+
+        self.delayDisplay("SampleData.downloadSample() from code generates the synthetic case")
+        node = SampleData.downloadSample(SYNTHETIC_CASE_NAME)
+        self.assertTrue(node.IsA("vtkMRMLScalarVolumeNode"))
+        self.assertEqual(len(slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")), len(SEQUENCES))
 
     def test_SyntheticCaseEndToEnd(self):
         self.delayDisplay("Generating a synthetic case")
@@ -761,6 +715,8 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
         if not models:
             self.delayDisplay("No model in the registry: the segmentation part is skipped")
             return
+        self.assertEqual(logic.lib.work_folder, slicer.app.temporaryPath)
+        self.assertEqual(logic.engine.env["PATH"], slicer.util.startupEnvironment()["PATH"])
 
         self.delayDisplay(f"Segmenting FLAIR + T1Gd with {models[0]}")
         segmentation = logic.segment(
@@ -775,9 +731,18 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
         self.assertEqual(segmentation.GetNodeReference(role), nodes["t1ce"])
         self.assertEqual(segmentation.GetAttribute("MSTKD.Sequences"), "flair,t1ce")
         self.assertTrue(segmentation.GetAttribute("MSTKD.ModelSHA256"))
-        self.assertEqual(list(read_volumes_table(segmentation)), ["NCR", "ED", "ET", "TC", "WT"])
+        self.assertEqual(list(read_volumes_table(segmentation)), ["NCR", "ED", "ET", "WT", "TC"])
+        self.assertTrue(read_notes(segmentation))
+        tags = []
+        for segmentId in ("MSTKD_ET", "MSTKD_TC"):
+            tag = vtk.reference("")
+            segment = segmentation.GetSegmentation().GetSegment(segmentId)
+            segment.GetTag(segment.GetTerminologyEntryTagName(), tag)
+            tags.append(str(tag))
+        self.assertNotEqual(tags[0], tags[1])  # the terminology selector tells ET from TC
 
-        self.delayDisplay("Re-running keeps segment IDs and the user's segments")
+        self.delayDisplay("Re-running in the warm engine keeps segment IDs and the user's segments")
+        engine = logic.engine.pid
         userSegment = segmentation.GetSegmentation().AddEmptySegment("", "My notes")
         again = logic.segment(
             {"flair": nodes["flair"], "t1ce": nodes["t1ce"]},
@@ -786,8 +751,13 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
             segmentation=segmentation,
         )
         self.assertIs(again, segmentation)
+        self.assertEqual(logic.engine.pid, engine)
         self.assertIsNotNone(segmentation.GetSegmentation().GetSegment(userSegment))
         self.assertIsNone(segmentation.GetSegmentation().GetSegment("MSTKD_WT"))
+        if platform.system() == "Darwin" and platform.machine() == "arm64":
+            check = logic.checkDevice(models[0], "auto")
+            check.wait(120)
+            self.assertIn(check.reply["device"]["kind"], ("mps", "cpu"))
         self.delayDisplay("Test passed")
 
     def test_WidgetTracksInputs(self):
@@ -797,6 +767,35 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
         volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "AX T2 FSE")
         slicer.app.processEvents()
         self.assertIs(widget.ui.t2Selector.currentNode(), volume)
+        labels = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "FLAIR lesion")
+        slicer.app.processEvents()
+        self.assertIsNot(widget.ui.flairSelector.currentNode(), labels)
         widget.ui.flairSelector.setCurrentNode(volume)
         self.assertTrue(widget.ui.inputsWarningLabel.visible)
+
+        self.delayDisplay("A volume added while the module is hidden is left alone")
+        slicer.util.selectModule("Data")
+        slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "T1 post Gd subtraction")
+        slicer.app.processEvents()
+        slicer.util.selectModule("MSTKDSegment")
+        self.assertIsNone(widget.ui.t1ceSelector.currentNode())
+        self.delayDisplay("Test passed")
+
+    def test_ModelFileChoiceStays(self):
+        slicer.util.selectModule("MSTKDSegment")
+        widget = slicer.modules.MSTKDSegmentWidget
+        combo = widget.ui.modelComboBox
+        combo.currentIndex = combo.findData(MODEL_FILE)
+        slicer.app.processEvents()
+        self.assertEqual(combo.currentData, MODEL_FILE)
+        self.assertTrue(widget.ui.modelPathLineEdit.visible)
+        self.delayDisplay("Test passed")
+
+    def test_NewCaseResetsOutput(self):
+        slicer.util.selectModule("MSTKDSegment")
+        widget = slicer.modules.MSTKDSegmentWidget
+        previous = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "case A tumour")
+        widget.ui.outputSegmentationSelector.setCurrentNode(previous)
+        widget.onLoadSample()
+        self.assertIsNone(widget.ui.outputSegmentationSelector.currentNode())
         self.delayDisplay("Test passed")

@@ -5,15 +5,21 @@ own progress events, result writer and summary, so it cannot drift from the prot
 a network it thresholds the reference volume: > 300 ET, 200..300 NCR, 100..200 ED (in the label
 convention asked for). The --model name picks a behaviour: 'missing' fails as a user error
 (exit 2), 'crash' with a traceback, 'slow' runs until killed (with a grandchild process whose pid
-it reports), 'wrong-grid' writes the labels on a shifted grid. With $MSTKD_DOUBLE_RECORD set, it
-writes there the geometry of every input file it read.
+it reports), 'stubborn' too but ignores SIGTERM, 'wrong-grid' writes the labels on a shifted grid,
+'registered' reports a co-registration note. With $MSTKD_DOUBLE_RECORD set, it writes there the
+geometry of every input file it read.
+
+`segment_protocol_double.py serve` is the warm engine (`mstkd serve`): the engine's own request
+loop, with this stand-in doing the segmentations and a fixed CPU device report.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -58,6 +64,8 @@ def geometry(image: sitk.Image) -> dict:
 
 def main(argv=None) -> int:
     """Parse like `mstkd segment`, then run the double the way `mstkd` runs a subcommand."""
+    if argv is None and sys.argv[1:2] == ["serve"]:
+        return serve()
     args = parser().parse_args(["segment", *(sys.argv[1:] if argv is None else argv)])
     args.run = segment
     return run(args)
@@ -79,7 +87,9 @@ def segment(args: argparse.Namespace) -> int:
             json.dump({s: geometry(image) for s, image in images.items()}, stream)
     print("loading model " + args.model, file=sys.stderr, flush=True)
     print(" 50%|#####     | 1/2 [00:00<00:00, 9.1it/s]", file=sys.stderr, flush=True)
-    if args.model == "slow":
+    if args.model == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if args.model in ("slow", "stubborn"):
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
         fraction = 0.1
         while True:
@@ -98,6 +108,7 @@ def segment(args: argparse.Namespace) -> int:
     image.CopyInformation(images[reference])
     if args.model == "wrong-grid":
         image.SetOrigin([o + 7.0 for o in image.GetOrigin()])
+    registered = {"kind": "registration", "text": "t2 registered to t1ce: moved 1.2 mm"}
     result = SegmentationResult(
         labels=image,
         label_convention=convention.name,
@@ -110,10 +121,47 @@ def segment(args: argparse.Namespace) -> int:
         device="cpu",
         timings_s={"inference": 0.1},
         steps=["thresholded the reference volume"],
+        notes=[registered] if args.model == "registered" else [],
     )
     write_result(result, args.output, args.summary)
     progress("done", 1.0, "segmentation written")
     return 0
+
+
+# What the warm engine's device check reports on a CPU-only machine.
+DEVICE_REPORT = {
+    "requested": "auto",
+    "device": "cpu",
+    "kind": "cpu",
+    "name": "Test CPU, 2 cores",
+    "reason": "this PyTorch (2.13.0+cpu) is built without GPU support",
+    "fell_back": False,
+    "gpus": [],
+    "torch": "2.13.0+cpu",
+    "speed": {
+        "device": "cpu",
+        "seconds_per_window": 0.5,
+        "windows_per_batch": 4,
+        "patch": [16, 16, 16],
+        "spacing": [2.0, 2.0, 2.0],
+        "overlap": 0.5,
+    },
+}
+
+
+def serve() -> int:
+    from mstkd.cli.serve import Server
+
+    def run_segment(argv, replies):
+        args = parser().parse_args(["segment", *argv])
+        with contextlib.redirect_stdout(replies):
+            return {"status": segment(args)}
+
+    def report_device(payload, replies):
+        return {"status": 0, "device": {**DEVICE_REPORT, "requested": payload.get("device", "auto")}}
+
+    replies, sys.stdout = sys.stdout, sys.stderr
+    return Server(sys.stdin, replies, {"segment": run_segment, "device": report_device}).serve()
 
 
 if __name__ == "__main__":

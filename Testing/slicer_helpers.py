@@ -34,6 +34,39 @@ def double_logic(app, work_folder):
     )
 
 
+def double_engine(kind: str):
+    """The tests' engine running the protocol double: a child process per run ('child'), or warm ('warm')."""
+    from MSTKDSegmentLib.engine import child_environment
+    from MSTKDSegmentLib.process import ChildProcessEngine
+    from MSTKDSegmentLib.service import EngineService
+
+    if kind == "warm":
+        return EngineService([*double_command(), "serve"], child_environment())
+    return ChildProcessEngine(double_command(), child_environment())
+
+
+def wait_until(condition, timeout_s: float = 15.0) -> bool:
+    """Poll `condition()` until it holds or `timeout_s` passes; returns whether it held."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def process_gone(pid: int) -> bool:
+    """True when a process no longer runs (or is a zombie waiting to be reaped)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def tumour_array(shape: Sequence[int] = (24, 28, 32), offset: Tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """A (k, j, i) int16 volume: brain 50, oedema 150, necrosis 250, enhancing 350 (see the double)."""
     a = np.full(tuple(shape), 50, dtype=np.int16)

@@ -32,14 +32,23 @@ ENGINE_LAYERS: Tuple[Tuple[str, ...], ...] = (
 )
 # The Slicer module sits on top of the whole engine; within it, the Lib's modules, then the shell.
 SLICER_LAYERS: Tuple[Tuple[str, ...], ...] = (
-    ("MSTKDSegmentLib.engine", "MSTKDSegmentLib.dependencies", "MSTKDSegmentLib.process"),
+    (
+        "MSTKDSegmentLib.engine",
+        "MSTKDSegmentLib.dependencies",
+        "MSTKDSegmentLib.process",
+        "MSTKDSegmentLib.results",
+        "MSTKDSegmentLib.notes",
+        "MSTKDSegmentLib.sample",
+    ),
     (
         "MSTKDSegmentLib.sequences",
         "MSTKDSegmentLib.models",
         "MSTKDSegmentLib.volumes",
-        "MSTKDSegmentLib.results",
+        "MSTKDSegmentLib.service",
     ),
-    ("MSTKDSegmentLib.logic",),
+    ("MSTKDSegmentLib.logic", "MSTKDSegmentLib.dicom"),
+    ("MSTKDSegmentLib.panel",),
+    ("MSTKDSegmentLib.render",),
     ("MSTKDSegmentLib",),
     ("MSTKDSegment",),
 )

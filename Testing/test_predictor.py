@@ -157,3 +157,5 @@ def test_the_predictor_reports_a_fallback_in_its_progress_and_result(predictor, 
     assert result.device == "cpu" and len(result.fallbacks) == 2
     assert all(note in result.steps for note in result.fallbacks)
     assert sum("ran out of memory" in e.message for e in events) == 2
+    assert [note["kind"] for note in result.notes] == ["fallback", "fallback"]
+    assert result.summary()["notes"] == result.notes

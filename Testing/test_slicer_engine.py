@@ -1,4 +1,5 @@
-"""MSTKDSegmentLib with the real engine: `python -m mstkd segment` on a phantom, into a real MRML scene."""
+"""MSTKDSegmentLib with the real engine, a `python -m mstkd segment` process per run or the warm
+`python -m mstkd serve`, on a phantom, into a real MRML scene."""
 
 from __future__ import annotations
 
@@ -13,13 +14,25 @@ pytest.importorskip("trame_slicer")
 from slicer_helpers import segment_ids, segment_mask  # noqa: E402
 
 
-def test_the_real_engine_segments_a_phantom_into_the_scene(tiny_model_file, phantom_root):
+@pytest.mark.parametrize("warm", [False, True], ids=["child", "warm"])
+def test_the_real_engine_segments_a_phantom_into_the_scene(tiny_model_file, phantom_root, warm):
     from trame_slicer.core import SlicerApp
 
-    from MSTKDSegmentLib import Progress, SegmentationLogic, read_volumes_table
+    from MSTKDSegmentLib import (
+        EngineService,
+        Progress,
+        SegmentationLogic,
+        child_environment,
+        read_notes,
+        read_volumes_table,
+        serve_command,
+    )
 
     app = SlicerApp()
-    logic = SegmentationLogic(app.scene, app.segmentations_logic, app.volumes_logic, python=sys.executable)
+    engine = EngineService(serve_command(sys.executable), child_environment()) if warm else None
+    logic = SegmentationLogic(
+        app.scene, app.segmentations_logic, app.volumes_logic, python=sys.executable, engine=engine
+    )
     case_folder = sorted(p for p in phantom_root.iterdir() if p.is_dir())[0]
     case_id, nodes = logic.load_case(case_folder)  # a BraTS 2021 layout
     assert case_id == case_folder.name and list(nodes) == ["flair", "t1", "t1ce", "t2"]
@@ -43,7 +56,11 @@ def test_the_real_engine_segments_a_phantom_into_the_scene(tiny_model_file, phan
     assert seg.GetAttribute("MSTKD.Sequences") == "flair,t1ce"
     assert seg.GetAttribute("MSTKD.Reference") == "t1ce"
     volumes = read_volumes_table(seg)
-    assert list(volumes) == ["NCR", "ED", "ET", "TC", "WT"]
+    assert list(volumes) == ["NCR", "ED", "ET", "WT", "TC"]  # the engine's order
     assert volumes["WT"] == pytest.approx(volumes["NCR"] + volumes["ED"] + volumes["ET"], abs=0.05)
     fractions = [e.fraction for e in events if isinstance(e, Progress)]
     assert fractions and fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert [n.kind for n in read_notes(seg)] == ["sequences", "device"]
+    if engine is not None:
+        assert engine.ready and engine.starts == 1
+        engine.close()

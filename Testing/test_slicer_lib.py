@@ -17,14 +17,16 @@ pytest.importorskip("trame_slicer")
 
 from slicer_helpers import (  # noqa: E402
     add_volume,
-    double_logic,
+    double_engine,
     expected_labels,
     matrix_of,
+    process_gone,
     scene_state,
     segment_ids,
     segment_mask,
     to_numpy,
     tumour_array,
+    wait_until,
 )
 
 from mstkd.errors import MSTKDError  # noqa: E402
@@ -40,9 +42,26 @@ def app():
     return SlicerApp()
 
 
-@pytest.fixture
-def logic(app, tmp_path):
-    return double_logic(app, tmp_path)
+@pytest.fixture(params=["child", "warm"])
+def logic(app, tmp_path, request, monkeypatch):
+    """The logic with the protocol double as its engine: a child process per run, or the warm engine.
+
+    Temporary files go to tmp_path/work; the double records the inputs it read in tmp_path/inputs.json.
+    """
+    from MSTKDSegmentLib import SegmentationLogic
+
+    monkeypatch.setenv("MSTKD_DOUBLE_RECORD", str(tmp_path / "inputs.json"))
+    (tmp_path / "work").mkdir()
+    engine = double_engine(request.param)
+    yield SegmentationLogic(
+        app.scene,
+        app.segmentations_logic,
+        app.volumes_logic,
+        engine=engine,
+        work_folder=str(tmp_path / "work"),
+    )
+    if request.param == "warm":
+        engine.close()
 
 
 def test_the_double_takes_exactly_the_options_of_the_real_command():
@@ -106,10 +125,11 @@ def test_segment_writes_segments_with_terminology_on_the_reference_grid(app, log
 
     segmentation = seg.GetSegmentation()
     terminologies = app.terminologies_logic
+    types = {}
     for spec in ALL_SEGMENTS:
         segment = segmentation.GetSegment(spec.segment_id)
         assert segment.GetName() == spec.name
-        np.testing.assert_allclose(segment.GetColor(), spec.colour_rgb)
+        np.testing.assert_allclose(segment.GetColor(), spec.colour)
         tag = reference("")
         assert segment.GetTag(segment.GetTerminologyEntryTagName(), tag)
         tag = str(tag)
@@ -119,9 +139,23 @@ def test_segment_writes_segments_with_terminology_on_the_reference_grid(app, log
         assert entry.GetTerminologyContextName() == "Segmentation category and type - DICOM master list"
         assert entry.GetCategoryObject().GetCodeValue() == "49755003"
         assert entry.GetTypeObject().GetCodeValue() == spec.type_code[1]
-        assert entry.GetTypeObject().GetCodingSchemeDesignator() == "SCT"
+        assert entry.GetTypeObject().GetCodingSchemeDesignator() == spec.type_code[0]
         assert entry.GetRegionObject().GetCodeValue() == "12738006"
+        types[spec.key] = (
+            entry.GetTypeObject().GetCodingSchemeDesignator(),
+            entry.GetTypeObject().GetCodeValue(),
+        )
     assert terminology_tag(ALL_SEGMENTS[0]).split("~")[2] == "SCT^6574001^Necrosis"
+    # Each region its own code: DICOM SEG export and the terminology selector tell ET from TC.
+    assert len(set(types.values())) == len(ALL_SEGMENTS) == 5
+    assert types["ET"] == ("NCIt", "C113842")
+
+    # Names and colours are the engine's.
+    from mstkd.conventions import REGION_COLOURS, SUBREGION_COLOURS, SUBREGION_NAMES
+
+    assert segmentation.GetSegment("MSTKD_NCR").GetName().startswith(SUBREGION_NAMES["ncr"])
+    np.testing.assert_allclose(segmentation.GetSegment("MSTKD_ED").GetColor(), SUBREGION_COLOURS["ed"])
+    np.testing.assert_allclose(segmentation.GetSegment("MSTKD_TC").GetColor(), REGION_COLOURS["TC"])
 
     # Geometry: the reference volume's, referenced for DICOM SEG export.
     role = seg.GetReferenceImageGeometryReferenceRole()
@@ -192,37 +226,64 @@ def test_rerun_updates_its_segments_by_id_and_keeps_user_segments_and_names(app,
     assert tables.GetNumberOfItems() == 1  # the volumes table is updated, not duplicated
 
 
-def test_cancel_ends_the_process_and_its_children_and_leaves_the_scene_unchanged(app, logic, tmp_path):
-    psutil = pytest.importorskip("psutil")
-    from MSTKDSegmentLib import Progress, SegmentationRequest
+def _started(run) -> int:
+    """Wait until a 'slow' or 'stubborn' run of the double reports its grandchild; returns its pid."""
+    from MSTKDSegmentLib import Progress
+
+    grandchild = []
+
+    def reported() -> bool:
+        for event in run.poll():
+            if isinstance(event, Progress) and event.message.startswith("grandchild"):
+                grandchild.append(int(event.message.split()[1]))
+        return bool(grandchild)
+
+    assert wait_until(reported, 20), run.log
+    return grandchild[0]
+
+
+@pytest.mark.parametrize("model", ["slow", "stubborn"])
+def test_cancel_returns_at_once_then_ends_the_engine_and_its_children_and_leaves_the_scene(app, logic, model):
+    pytest.importorskip("psutil")
+    from MSTKDSegmentLib import SegmentationRequest
 
     flair, t1ce = _exam(app)
     existing = app.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "existing")
     existing.GetSegmentation().AddEmptySegment("mine", "Mine")
     before = scene_state(app.scene)
-    run = logic.start(
-        SegmentationRequest({"flair": flair, "t1ce": t1ce}, model="slow", segmentation=existing)
-    )
-    grandchild = None
-    deadline = time.monotonic() + 20
-    while grandchild is None and time.monotonic() < deadline:
-        for event in run.poll():
-            if isinstance(event, Progress) and event.message.startswith("grandchild"):
-                grandchild = int(event.message.split()[1])
-        time.sleep(0.05)
-    assert grandchild is not None, run.log
+    run = logic.start(SegmentationRequest({"flair": flair, "t1ce": t1ce}, model=model, segmentation=existing))
+    grandchild = _started(run)
+    engine = run.process.pid
     assert not run.finished and run.progress.stage == "infer"
 
+    started = time.monotonic()
     run.cancel()
+    # The GUI thread must not wait for the engine: a stubborn one ignores SIGTERM for the 3 s grace.
+    assert time.monotonic() - started < 1.0
 
     assert run.finished and run.cancelled
-    assert not psutil.pid_exists(run.process.pid) or psutil.Process(run.process.pid).status() == "zombie"
-    assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == "zombie"
-    assert not run.folder.exists()
-    assert scene_state(app.scene) == before
-    assert segment_ids(existing) == ["mine"]
     with pytest.raises(MSTKDError, match="cancelled"):
         run.finish()
+    assert wait_until(lambda: process_gone(engine) and process_gone(grandchild))
+    assert wait_until(lambda: not run.folder.exists())
+    assert scene_state(app.scene) == before
+    assert segment_ids(existing) == ["mine"]
+
+
+def test_an_engine_that_dies_mid_run_fails_the_run_readably_and_its_children_go_too(app, logic):
+    psutil = pytest.importorskip("psutil")
+    from MSTKDSegmentLib import SegmentationRequest
+
+    flair, t1ce = _exam(app)
+    before = scene_state(app.scene)
+    run = logic.start(SegmentationRequest({"flair": flair, "t1ce": t1ce}, model="slow"))
+    grandchild = _started(run)  # it holds the engine's output pipes open
+    psutil.Process(run.process.pid).kill()
+    assert wait_until(lambda: run.finished)
+    with pytest.raises(MSTKDError, match=r"The segmentation process failed \(exit status -9\)"):
+        run.finish()
+    assert wait_until(lambda: process_gone(grandchild))
+    assert scene_state(app.scene) == before
 
 
 def test_inputs_under_a_transform_are_hardened_on_copies_and_the_result_follows_the_reference(
@@ -241,8 +302,7 @@ def test_inputs_under_a_transform_are_hardened_on_copies_and_the_result_follows_
     transform.SetMatrixTransformToParent(rotation.GetMatrix())
     t1ce.SetAndObserveTransformNodeID(transform.GetID())
     local_before = matrix_of(t1ce)
-    record = tmp_path / "inputs.json"
-    monkeypatch.setenv("MSTKD_DOUBLE_RECORD", str(record))
+    record = tmp_path / "inputs.json"  # where the double writes the geometry of what it read
     voxels_before = [(n.GetImageData().GetMTime(), _voxels(n)) for n in (flair, t1ce)]
 
     seg = logic.segment({"flair": flair, "t1ce": t1ce}, model="demo")
@@ -301,8 +361,7 @@ def test_inputs_on_different_grids_give_a_result_on_the_chosen_reference(app, lo
     oblique = [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
     flair_array = tumour_array((16, 20, 22))
     flair = add_volume(app.scene, "FLAIR", flair_array, (2.0, 2.5, 3.0), (-20.0, 11.0, 4.0), oblique)
-    record = tmp_path / "inputs.json"
-    monkeypatch.setenv("MSTKD_DOUBLE_RECORD", str(record))
+    record = tmp_path / "inputs.json"  # where the double writes the geometry of what it read
 
     seg = logic.segment({"flair": flair, "t1ce": t1ce}, model="demo")
     np.testing.assert_array_equal(
@@ -352,7 +411,7 @@ def test_a_blocking_run_that_takes_too_long_is_stopped(app, logic, tmp_path):
     with pytest.raises(MSTKDError, match="took longer than 1 s"):
         logic.segment({"flair": flair, "t1ce": t1ce}, model="slow", timeout_s=1.0)
     assert scene_state(app.scene) == before
-    assert list(tmp_path.iterdir()) == []  # the temporary folder is gone
+    assert wait_until(lambda: list((tmp_path / "work").iterdir()) == [])  # the temporary folder is gone
 
 
 def test_requests_are_checked_before_anything_starts(app, logic):
@@ -369,6 +428,11 @@ def test_requests_are_checked_before_anything_starts(app, logic):
         logic.start(SegmentationRequest({"flair": flair}, reference="t1ce"))
     with pytest.raises(MSTKDError, match="Unknown device"):
         logic.start(SegmentationRequest({"flair": flair}, device="tpu"))
+    # The engine's device names: one GPU of several, and Apple's GPU, are requests the engine takes.
+    from mstkd.conventions import parse_device
+
+    assert logic.check(SegmentationRequest({"flair": flair}, device="CUDA:1"))[1] == "flair"
+    assert parse_device("CUDA:1") == "cuda:1" and parse_device("mps") == "mps"
     assert duplicate_inputs({"flair": flair, "t2": flair, "t1ce": t1ce}) == [
         "FLAIR and T2 are the same volume 'exam FLAIR'; choose a different volume for each sequence, "
         "or leave one empty."
@@ -507,3 +571,69 @@ def test_the_lib_imports_only_what_a_bare_slicer_has():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_notes_on_how_the_result_was_made_are_kept_on_the_segmentation(app, logic):
+    from MSTKDSegmentLib import format_notes, read_notes
+
+    flair, t1ce = _exam(app)
+    seg = logic.segment({"flair": flair, "t1ce": t1ce}, model="registered")
+
+    notes = read_notes(seg)  # from the node: saved with the scene, shown in the panel after the run
+    assert [(n.kind, n.level) for n in notes] == [
+        ("sequences", "info"),
+        ("registration", "info"),
+        ("device", "info"),
+    ]
+    assert format_notes(notes).splitlines() == [
+        "Sequences: segmented from FLAIR + T1Gd; T1, T2 not available (the model works without them)",
+        "Registration: t2 registered to t1ce: moved 1.2 mm",
+        "Device: ran on cpu",
+    ]
+
+
+def test_notes_put_warnings_first_and_take_kinds_to_come():
+    from MSTKDSegmentLib.notes import Note, format_notes, result_notes
+
+    summary = {
+        "sequences": ["t1ce"],
+        "device": "cpu",
+        "notes": [
+            {"kind": "registration", "text": "flair registered"},
+            {"kind": "fallback", "text": "cuda ran out of memory; retried on the CPU"},
+            {"kind": "brain-extraction", "text": "skull removed", "level": "info"},
+        ],
+    }
+    notes = result_notes(summary, ["t1ce"])
+    assert [n.kind for n in notes] == ["fallback", "sequences", "registration", "device", "brain-extraction"]
+    assert notes[0] == Note("fallback", "cuda ran out of memory; retried on the CPU", "warning")
+    assert (
+        format_notes(notes).splitlines()[0]
+        == "Warning - Fallback: cuda ran out of memory; retried on the CPU"
+    )
+    assert format_notes(notes).splitlines()[-1] == "Brain extraction: skull removed"
+
+
+def test_label_maps_are_never_taken_as_sequences(app):
+    from MSTKDSegmentLib import assign_sequences, is_mri_volume
+
+    volume = add_volume(app.scene, "AX FLAIR", np.zeros((2, 2, 2), dtype=np.int16))
+    labels = app.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "FLAIR lesion labels")
+    assert not is_mri_volume(labels) and is_mri_volume(volume)
+    assert assign_sequences([labels, volume]) == {"flair": volume}
+
+
+def test_the_sample_data_file_is_fetched_like_a_download_and_names_a_phantom(tmp_path):
+    import urllib.request
+
+    from MSTKDSegmentLib import read_sample, sample_uri
+    from MSTKDSegmentLib.sample import SAMPLE_FILE
+
+    # Sample Data fetches a sample's file with urllib into its cache, then loads it by its file type.
+    fetched, _ = urllib.request.urlretrieve(sample_uri(), str(tmp_path / SAMPLE_FILE.name))
+    assert read_sample(fetched) == (0, (120, 120, 78))
+    (tmp_path / "bad.mstkdsample").write_text('{"seed": 1, "shape": [4, 4]}')
+    with pytest.raises(MSTKDError, match="needs three sizes of 16 or more"):
+        read_sample(tmp_path / "bad.mstkdsample")
+    with pytest.raises(MSTKDError, match="is not a synthetic-case file"):
+        read_sample(tmp_path / "absent.mstkdsample")

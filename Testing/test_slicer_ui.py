@@ -2,7 +2,9 @@
 
 Slicer's own widget classes (qMRMLNodeComboBox, ctkCollapsibleButton, ctkPathLineEdit) are not
 available outside Slicer; plain Qt stand-ins take their place so that the layout renders as it
-will in Slicer. Run this file as a script to refresh Resources/Screenshots/MSTKDSegment-panel.png.
+will in Slicer; the module's own renderer draws MSTKDSegmentLib.PanelState's view on them. Run this file
+as a script to refresh Resources/Screenshots/MSTKDSegment-panel.png from a real run (a BraTS-size
+synthetic exam, the warm engine, the demo model).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import ast
 import os
 import re
 import sys
+import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -21,10 +24,9 @@ QtWidgets = pytest.importorskip("PySide6.QtWidgets")
 from PySide6 import QtCore, QtGui, QtUiTools  # noqa: E402
 from slicer_helpers import MODULE_DIR, ROOT  # noqa: E402
 
-from mstkd.inference.registry import read_registry  # noqa: E402
-
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "MSTKDSegment.ui"
 MODULE_FILE = MODULE_DIR / "MSTKDSegment.py"
+RENDER_FILE = MODULE_DIR / "MSTKDSegmentLib" / "render.py"
 SCREENSHOT = ROOT / "Resources" / "Screenshots" / "MSTKDSegment-panel.png"
 PANEL_WIDTH = 460
 
@@ -155,8 +157,9 @@ def child(panel, name):
 
 
 def names_used_by_the_module():
-    """Every `*.ui.<name>` the module's code uses."""
-    return sorted(set(re.findall(r"\bui\.([A-Za-z_]\w*)", MODULE_FILE.read_text())))
+    """Every `*.ui.<name>` the module's widget and its renderer use."""
+    code = MODULE_FILE.read_text() + RENDER_FILE.read_text()
+    return sorted(set(re.findall(r"\bui\.([A-Za-z_]\w*)", code)))
 
 
 def parameter_node_fields():
@@ -168,39 +171,28 @@ def parameter_node_fields():
     raise AssertionError("MSTKDSegmentParameterNode not found")
 
 
-def render(panel, path: Path) -> Path:
-    """Show the panel as during a run on a FLAIR + T1Gd + T2 exam, and save it as a PNG."""
-    combos = {
-        "flairSelector": "BraTS-GLI-00042_flair",
-        "t1Selector": None,
-        "t1ceSelector": "BraTS-GLI-00042_t1ce",
-        "t2Selector": "BraTS-GLI-00042_t2",
-        "outputSegmentationSelector": None,
-    }
-    for name, text in combos.items():
-        if text:
-            child(panel, name).insertItem(0, text)
-            child(panel, name).setCurrentIndex(0)
-    child(panel, "referenceComboBox").addItems(["Automatic (T1Gd)", "FLAIR: BraTS-GLI-00042_flair"])
-    demo = next(entry for entry in read_registry() if entry.name == "demo")
-    child(panel, "modelComboBox").addItems([demo.name, "Model file..."])
-    child(panel, "modelDescriptionLabel").setText(demo.description)
-    child(panel, "modelPathLabel").hide()
-    child(panel, "modelPathLineEdit").hide()
-    child(panel, "inputsWarningLabel").hide()
+class Widgets:
+    """The panel's widgets by name, as `slicer.util.childWidgetVariables` gives them to the module."""
+
+    def __init__(self, panel) -> None:
+        self._panel = panel
+
+    def __getattr__(self, name):
+        return child(self._panel, name)
+
+
+def render(panel, path: Path, state, settings, log: str) -> Path:
+    """Draw PanelState's view of `settings` on the panel with the module's renderer; save it as a PNG."""
+    from MSTKDSegmentLib import PanelRenderer
+
+    for sequence, node in settings.inputs.items():  # the node selectors are the parameter node's
+        if node is not None:
+            child(panel, f"{sequence}Selector").insertItem(0, node.GetName())
+            child(panel, f"{sequence}Selector").setCurrentIndex(0)
     child(panel, "nestedRegionsCheckBox").setChecked(True)
-    apply = child(panel, "applyButton")
-    apply.setEnabled(True)
-    apply.setText("Cancel")
-    child(panel, "progressBar").setValue(70)
-    child(panel, "statusLabel").setText("infer: sliding window 5 of 8 (about 1 s left)")
-    child(panel, "resultLabel").setText("")
-    child(panel, "logTextEdit").setPlainText(
-        "Loaded FLAIR, T1Gd, T2.\n"
-        "preflight: 3 sequences; T2 is on another grid: registering it to T1Gd\n"
-        f"model: demo (sha256 {demo.sha256[:8]}...)\n"
-        "infer: sliding window 5 of 8"
-    )
+    PanelRenderer(Widgets(panel)).render(state.view(settings))
+    child(panel, "logTextEdit").setPlainText(log)
+    child(panel, "logTextEdit").moveCursor(QtGui.QTextCursor.End)  # a live log shows its last lines
     panel.resize(PANEL_WIDTH, panel.sizeHint().height())
     panel.show()
     application().processEvents()
@@ -208,6 +200,55 @@ def render(panel, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     assert image.save(str(path)), f"could not write {path}"
     return path
+
+
+def screenshot(path: Path) -> Path:
+    """The panel during a real run: a BraTS-size synthetic exam in a real scene, the engine's device check
+    and the demo model's progress in the warm engine, all through PanelState."""
+    import sys
+
+    from trame_slicer.core import SlicerApp
+
+    from MSTKDSegmentLib import (
+        EngineService,
+        PanelSettings,
+        PanelState,
+        Progress,
+        SegmentationLogic,
+        SegmentationRequest,
+        child_environment,
+        model_choices,
+        serve_command,
+    )
+
+    app = SlicerApp()
+    engine = EngineService(serve_command(sys.executable), child_environment())
+    logic = SegmentationLogic(app.scene, app.segmentations_logic, app.volumes_logic, engine=engine)
+    state = PanelState(model_choices())
+    nodes = logic.load_phantom(seed=42, shape=(240, 240, 155), sequences=("flair", "t1ce", "t2"))
+    settings = state.new_case(PanelSettings(), nodes)
+    log = [state.status]
+    try:
+        check = engine.check_device(*state.device_check_sent(settings))
+        check.wait()
+        state.device_checked(
+            settings, check.reply.get("device"), check.error_message() if check.returncode else ""
+        )
+        request = SegmentationRequest(
+            settings.chosen(), state.selected_model(settings), state.run_device(settings)
+        )
+        run = logic.start(request)
+        state.run_started(settings, engine.ready)
+        while not (run.progress and run.progress.stage == "infer" and run.progress.fraction >= 0.5):
+            assert not run.finished, run.log
+            for event in run.poll():
+                line = state.run_event(event)
+                if line and isinstance(event, Progress):
+                    log.append(line)
+            time.sleep(0.05)
+        return render(load_panel(), path, state, settings, "\n".join(log))
+    finally:
+        engine.close()
 
 
 def test_every_widget_the_module_uses_is_in_the_ui_file():
@@ -260,12 +301,39 @@ def test_custom_widget_classes_are_declared_and_selectors_take_the_right_nodes()
     assert child(panel, "applyButton").toolTip() == "Choose at least one sequence."
 
 
-def test_the_panel_renders(tmp_path):
-    path = render(load_panel(), tmp_path / "panel.png")
+def test_the_panel_renders_the_view_of_the_panel_state(tmp_path):
+    pytest.importorskip("trame_slicer")
+    from segment_protocol_double import DEVICE_REPORT
+    from slicer_helpers import add_volume, tumour_array
+    from trame_slicer.core import SlicerApp
+
+    from MSTKDSegmentLib import PanelSettings, PanelState, Progress, model_choices
+
+    scene = SlicerApp().scene
+    nodes = {s: add_volume(scene, f"exam_{s}", tumour_array()) for s in ("flair", "t1ce")}
+    state = PanelState(model_choices())
+    settings = state.new_case(PanelSettings(), nodes)
+    state.device_check_sent(settings)
+    state.device_checked(settings, DEVICE_REPORT)
+    state.run_started(settings, engine_ready=True)
+    state.run_event(Progress("infer", 0.7, "window 5 of 8 (on cpu, 4 per batch)"))
+    panel = load_panel()
+
+    path = render(panel, tmp_path / "panel.png", state, settings, "infer: window 5 of 8")
+
     image = QtGui.QImage(str(path))
     assert image.width() >= PANEL_WIDTH and 500 < image.height() < 1100
+    assert child(panel, "applyButton").text() == "Cancel"
+    assert child(panel, "progressBar").value() == 70
+    assert child(panel, "statusLabel").text().count("left") == 1
+    assert child(panel, "deviceStatusLabel").text().startswith("Runs on: the CPU (Test CPU, 2 cores")
+    models = child(panel, "modelComboBox")
+    assert [models.itemText(i) for i in range(models.count())][-1] == "Model file..."
+    assert not child(panel, "modelPathLineEdit").isVisibleTo(panel)
+    devices = child(panel, "deviceComboBox")
+    assert [devices.itemData(i) for i in range(devices.count())] == ["auto", "cpu", "cuda", "mps"]
 
 
 if __name__ == "__main__":
-    print(render(load_panel(), SCREENSHOT))
+    print(screenshot(SCREENSHOT))
     sys.exit(0)

@@ -1,8 +1,9 @@
 """Qt-free glue between a Slicer scene and the `mstkd` engine.
 
-Everything here takes the MRML scene and the module logics as arguments, so that it runs inside
-Slicer (the widget passes `slicer.mrmlScene` and `slicer.modules.*.logic()`) and in tests against
-the scene of `trame_slicer.core.SlicerApp()`. Nothing here imports qt, ctk or torch.
+Everything here takes the MRML scene and the module logics (and Slicer's other collaborators: the
+DICOM database, pip, the user's answers) as arguments, so that it runs inside Slicer (the widget
+passes `slicer.mrmlScene`, `slicer.modules.*.logic()`, ...) and in tests against the scene of
+`trame_slicer.core.SlicerApp()`. Nothing here imports qt, ctk or torch.
 """
 
 from __future__ import annotations
@@ -11,27 +12,19 @@ from MSTKDSegmentLib.engine import ensure_engine_importable
 
 ensure_engine_importable()
 
-from mstkd.conventions import (  # noqa: E402
-    DEFAULT_DEVICE,
-    DEVICE_CHOICES,
-    DISPLAY_NAMES,
-    SEQUENCES,
-    TORCH_VERSION_FLOOR,
-    SequenceMap,
-    sequence_map,
-)
+from mstkd.conventions import DEFAULT_DEVICE, SEQUENCES, SequenceMap  # noqa: E402
 from mstkd.errors import MSTKDError  # noqa: E402
 from mstkd.imageio import is_dicom_folder  # noqa: E402
-from mstkd.preprocess.reference import choose_reference  # noqa: E402
 from mstkd.resources import DEFAULT_MODEL  # noqa: E402
-from MSTKDSegmentLib.dependencies import (  # noqa: E402
-    PHANTOM_REQUIREMENTS,
-    SEGMENT_REQUIREMENTS,
-    missing_requirements,
-)
+from MSTKDSegmentLib.dependencies import DependencyInstaller, requirements_for, unmet  # noqa: E402
+from MSTKDSegmentLib.dicom import DicomLoader, series_descriptions  # noqa: E402
+from MSTKDSegmentLib.engine import child_environment, serve_command  # noqa: E402
 from MSTKDSegmentLib.logic import SegmentationLogic, SegmentationRequest, SegmentationRun  # noqa: E402
 from MSTKDSegmentLib.models import ModelChoice, model_choices  # noqa: E402
-from MSTKDSegmentLib.process import EngineProcess, Progress, format_duration  # noqa: E402
+from MSTKDSegmentLib.notes import Note, format_notes, read_notes  # noqa: E402
+from MSTKDSegmentLib.panel import MODEL_FILE, PanelSettings, PanelState  # noqa: E402
+from MSTKDSegmentLib.process import Progress, format_duration  # noqa: E402
+from MSTKDSegmentLib.render import PanelRenderer  # noqa: E402
 from MSTKDSegmentLib.results import (  # noqa: E402
     ALL_SEGMENTS,
     NESTED_SEGMENTS,
@@ -40,25 +33,36 @@ from MSTKDSegmentLib.results import (  # noqa: E402
     read_volumes_table,
     terminology_tag,
 )
-from MSTKDSegmentLib.sequences import assign_sequences, duplicate_inputs, guess_node_sequence  # noqa: E402
+from MSTKDSegmentLib.sample import SAMPLE_EXTENSION, SAMPLE_FILE_TYPE, read_sample, sample_uri  # noqa: E402
+from MSTKDSegmentLib.sequences import (  # noqa: E402
+    assign_sequences,
+    duplicate_inputs,
+    guess_node_sequence,
+    is_mri_volume,
+)
+from MSTKDSegmentLib.service import EngineService  # noqa: E402
 from MSTKDSegmentLib.volumes import SYNTHETIC_SHAPE, load_case_folder, load_phantom  # noqa: E402
 
 __all__ = [
     "ALL_SEGMENTS",
     "DEFAULT_DEVICE",
     "DEFAULT_MODEL",
-    "DEVICE_CHOICES",
-    "DISPLAY_NAMES",
-    "PHANTOM_REQUIREMENTS",
-    "SEGMENT_REQUIREMENTS",
-    "SEQUENCES",
-    "SYNTHETIC_SHAPE",
-    "TORCH_VERSION_FLOOR",
-    "MSTKDError",
+    "MODEL_FILE",
     "NESTED_SEGMENTS",
+    "SAMPLE_EXTENSION",
+    "SAMPLE_FILE_TYPE",
+    "SEQUENCES",
     "SUBREGION_SEGMENTS",
-    "EngineProcess",
+    "SYNTHETIC_SHAPE",
+    "DependencyInstaller",
+    "DicomLoader",
+    "EngineService",
+    "MSTKDError",
     "ModelChoice",
+    "Note",
+    "PanelRenderer",
+    "PanelSettings",
+    "PanelState",
     "Progress",
     "SegmentSpec",
     "SegmentationLogic",
@@ -66,16 +70,23 @@ __all__ = [
     "SegmentationRun",
     "SequenceMap",
     "assign_sequences",
-    "choose_reference",
+    "child_environment",
     "duplicate_inputs",
     "format_duration",
+    "format_notes",
     "guess_node_sequence",
     "is_dicom_folder",
+    "is_mri_volume",
     "load_case_folder",
     "load_phantom",
-    "missing_requirements",
-    "read_volumes_table",
     "model_choices",
-    "sequence_map",
+    "read_notes",
+    "read_sample",
+    "read_volumes_table",
+    "requirements_for",
+    "sample_uri",
+    "series_descriptions",
+    "serve_command",
     "terminology_tag",
+    "unmet",
 ]

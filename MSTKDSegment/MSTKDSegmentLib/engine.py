@@ -1,4 +1,4 @@
-"""Where the `mstkd` engine is, and how to start its `segment` command in a child process."""
+"""Where the `mstkd` engine is, and how to start it in a child process (`segment` once, or `serve` warm)."""
 
 from __future__ import annotations
 
@@ -33,9 +33,16 @@ def segment_command(python: str) -> List[str]:
     return [python, "-m", "mstkd", "segment"]
 
 
+def serve_command(python: str) -> List[str]:
+    """The command that starts the warm engine, `mstkd serve`, with a given Python interpreter."""
+    return [python, "-m", "mstkd", "serve"]
+
+
 def child_environment(base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
-    """The environment of the child: ours, with the engine's folder first on PYTHONPATH and
-    unbuffered UTF-8 output so that progress lines arrive as they are written."""
+    """The environment of the child: `base` (in Slicer, the environment Slicer itself started with;
+    default ours) with the engine's folder first on PYTHONPATH, unbuffered UTF-8 output so that
+    progress lines arrive as they are written, and PyTorch's CPU stand-in for operations Apple's
+    GPU lacks."""
     env = dict(os.environ if base is None else base)
     paths: Sequence[str] = [str(engine_folder())]
     if env.get("PYTHONPATH"):
@@ -43,4 +50,5 @@ def child_environment(base: Optional[Mapping[str, str]] = None) -> Dict[str, str
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
+    env.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
     return env

@@ -1,9 +1,10 @@
-"""Segment the chosen volumes with `mstkd segment` in a child process and bring the result into the scene.
+"""Segment the chosen volumes with the engine's `segment` command and bring the result into the scene.
 
-`SegmentationLogic.start()` writes the inputs and starts the engine; the returned
-`SegmentationRun` is polled (the widget's QTimer), cancelled, or waited for, and `finish()`
-imports the result. Until `finish()` succeeds the scene is not modified at all, so a cancelled
-or failed run leaves it exactly as it was.
+The engine runs either as a child process per run (ChildProcessEngine) or warm, one process kept for
+the session (EngineService); both run the same command. `SegmentationLogic.start()` writes the
+inputs and starts the run; the returned `SegmentationRun` is polled (the widget's QTimer),
+cancelled, or waited for, and `finish()` imports the result. Until `finish()` succeeds the scene
+is not modified at all, so a cancelled or failed run leaves it exactly as it was.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 import slicer
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
@@ -22,12 +23,12 @@ from vtkmodules.vtkCommonMath import vtkMatrix4x4
 from mstkd.conventions import (
     DEFAULT_DEVICE,
     DEFAULT_LABELS,
-    DEVICE_CHOICES,
     DISPLAY_NAMES,
     SEQUENCES,
     SequenceMap,
     check_labels,
     label_convention,
+    parse_device,
     sequence_map,
 )
 from mstkd.errors import MSTKDError
@@ -35,7 +36,8 @@ from mstkd.inference.volumes import region_volumes_ml
 from mstkd.preprocess.reference import choose_reference
 from mstkd.resources import DEFAULT_MODEL
 from MSTKDSegmentLib.engine import child_environment, segment_command
-from MSTKDSegmentLib.process import EngineProcess, Event, Progress, ProgressClock
+from MSTKDSegmentLib.notes import result_notes, store_notes
+from MSTKDSegmentLib.process import ChildProcessEngine, Event, Progress, ProgressClock
 from MSTKDSegmentLib.results import (
     check_result_file,
     check_summary_volumes,
@@ -66,6 +68,13 @@ SUMMARY_FILE = "summary.json"
 EventCallback = Callable[[Event], None]
 
 
+class Engine(Protocol):
+    """What runs `mstkd segment`: ChildProcessEngine or the warm EngineService."""
+
+    def segment(self, arguments: Sequence[str], folder: str) -> Any:
+        """Start a run with these arguments (files in `folder`); returns the job to poll."""
+
+
 @dataclass
 class SegmentationRequest:
     """What to segment and how: volumes by sequence (aliases accepted), model, device and output."""
@@ -90,7 +99,7 @@ class SegmentationRun:
         inputs: SequenceMap[object],
         reference: str,
         folder: Path,
-        process: EngineProcess,
+        process: Any,
         geometry: vtkMatrix4x4,
     ) -> None:
         self.logic = logic
@@ -104,6 +113,7 @@ class SegmentationRun:
         self.progress: Optional[Progress] = None
         self.segmentation_node = None
         self.warnings: List[str] = []  # what the engine found suspect about the inputs or the model
+        self.summary: Dict[str, Any] = {}  # the engine's, once the result is imported
         self._done = False
 
     @property
@@ -140,9 +150,11 @@ class SegmentationRun:
         return self.clock.remaining_s()
 
     def cancel(self) -> None:
-        """End the child process and its children and delete the temporary files; the scene is untouched."""
-        self.process.cancel()
-        self._cleanup()
+        """End the engine's work at once (never waiting for it); its temporary files are deleted once
+        it has ended. The scene is untouched."""
+        self._done = True
+        folder = self.folder
+        self.process.cancel(then=lambda: shutil.rmtree(folder, ignore_errors=True))
 
     def wait(self, timeout_s: Optional[float] = None, on_event: Optional[EventCallback] = None) -> bool:
         """Block until the child ends, handing events to `on_event`; False when `timeout_s` passed first."""
@@ -161,8 +173,7 @@ class SegmentationRun:
 
     def finish(self):
         """Import the result into the segmentation node and return it; raise MSTKDError if the run failed."""
-        if self.cancelled:
-            self._cleanup()
+        if self.cancelled:  # its files go once the engine has ended (see cancel)
             raise MSTKDError("The segmentation was cancelled; the scene was left as it was.")
         if self._done:
             if self.segmentation_node is None:
@@ -184,11 +195,12 @@ class SegmentationRun:
 
 
 class SegmentationLogic:
-    """Segmentation of brain tumours in a scene, through the `mstkd segment` child process.
+    """Segmentation of brain tumours in a scene, through the engine's `segment` command.
 
     `scene`, `segmentations_logic` and `volumes_logic` are the scene and module logics to work
-    with; `python` is the interpreter that runs the engine (in Slicer: PythonSlicer), `command`
-    replaces the whole engine command (for tests), `work_folder` holds the temporary files.
+    with; `engine` runs the command (default: a child process per run of `command`, which defaults
+    to `python -m mstkd segment`, in `environment`); `work_folder` holds the temporary files.
+    In Slicer: PythonSlicer, Slicer's startup environment and its temporary folder.
     """
 
     def __init__(
@@ -199,11 +211,14 @@ class SegmentationLogic:
         python: Optional[str] = None,
         command: Optional[Sequence[str]] = None,
         work_folder: Optional[str] = None,
+        environment: Optional[Mapping[str, str]] = None,
+        engine: Optional[Engine] = None,
     ) -> None:
         self.scene = scene
         self.segmentations_logic = segmentations_logic
         self.volumes_logic = volumes_logic
-        self.command = list(command) if command else segment_command(python or sys.executable)
+        command = list(command) if command else segment_command(python or sys.executable)
+        self.engine = engine or ChildProcessEngine(command, child_environment(environment))
         self.work_folder = work_folder
 
     # Loading data
@@ -234,8 +249,7 @@ class SegmentationLogic:
                 raise MSTKDError(f"{DISPLAY_NAMES[sequence]}: '{node.GetName()}' is not in this scene.")
             world_ijk_to_ras(node)
         reference = choose_reference(inputs, request.reference)
-        if request.device not in DEVICE_CHOICES:
-            raise MSTKDError(f"Unknown device '{request.device}'; choose one of {', '.join(DEVICE_CHOICES)}.")
+        parse_device(request.device)
         if not str(request.model or "").strip():
             raise MSTKDError("Choose a model: a name from the list or a model file.")
         label_convention(request.labels)
@@ -251,14 +265,16 @@ class SegmentationLogic:
     def start(self, request: SegmentationRequest) -> SegmentationRun:
         """Write the inputs to a temporary folder and start the engine; returns the run to poll."""
         inputs, reference = self.check(request)
+        if self.work_folder:
+            Path(self.work_folder).mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="mstkd-segment-", dir=self.work_folder))
         try:
             files = export_inputs(inputs, folder)
             geometry = world_ijk_to_ras(inputs[reference])
-            command = list(self.command)
+            arguments: List[str] = []
             for sequence, path in files.items():
-                command += [f"--{sequence}", str(path)]
-            command += [
+                arguments += [f"--{sequence}", str(path)]
+            arguments += [
                 "-o", str(folder / OUTPUT_FILE),
                 "--reference", reference,
                 "--model", str(request.model),
@@ -267,8 +283,7 @@ class SegmentationLogic:
                 "--summary", str(folder / SUMMARY_FILE),
                 "--progress", "jsonl",
             ]  # fmt: skip
-            process = EngineProcess(command, env=child_environment(), cwd=str(folder))
-            process.start()
+            process = self.engine.segment(arguments, str(folder))
         except OSError as error:
             shutil.rmtree(folder, ignore_errors=True)
             raise MSTKDError(f"Could not start the segmentation engine ({error}).") from None
@@ -312,7 +327,7 @@ class SegmentationLogic:
             raise MSTKDError(
                 "The engine ended without writing a segmentation; see the log for what it reported."
             )
-        summary = read_summary(run.folder / SUMMARY_FILE, run.request.labels)
+        summary = run.summary = read_summary(run.folder / SUMMARY_FILE, run.request.labels)
         check_result_file(output)
         label_node = read_label_map(output)
         written = vtkMatrix4x4()
@@ -348,6 +363,7 @@ class SegmentationLogic:
         else:
             target.RemoveClosedSurfaceRepresentation()
         store_provenance(target, summary, run.sequences, run.reference)
+        store_notes(target, result_notes(summary, run.sequences))
         table = update_volumes_table(self.scene, target, volumes_from_summary(summary) or volumes)
         if created:
             place_beside(self.scene, target, reference_node)

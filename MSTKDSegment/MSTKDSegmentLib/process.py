@@ -1,8 +1,8 @@
-"""The engine's child process: start it, read its progress lines without blocking, end it with its children.
+"""The engine as a child process per run: start it, read its progress without blocking, end its tree.
 
 Protocol: stdout carries only JSON lines {"stage", "fraction", "message"}; a user error prints
 `mstkd segment: error: <message>` on stderr and exits 2; anything else that fails exits non-zero
-with a traceback on stderr.
+with a traceback on stderr. Cancelling never waits: the process tree is ended by a thread.
 """
 
 from __future__ import annotations
@@ -21,10 +21,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Deque, List, Mapping, Optional, Sequence, Union
 
+from mstkd.errors import USER_ERROR_STATUS
+
 _ERROR_LINE = re.compile(r"^mstkd(?: [\w-]+)?: error: (?P<message>.+)$")
 # tqdm bars on stderr ('42%|####  | 5/12 [00:01<00:02, 3.1it/s]') are progress, not log.
 _PROGRESS_BAR = re.compile(r"\d+%\|")
 _LOG_LINES = 2000
+# How long the output of an engine that has ended is still read.
+LAST_WORDS_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -86,86 +90,29 @@ class ProgressClock:
 Event = Union[Progress, str]
 
 
-class EngineProcess:
-    """A child process read by two threads; `poll()` hands over what arrived, never blocking."""
+class EngineOutput:
+    """What a run of the engine said: progress events and log lines, queued until `poll()` takes them."""
 
-    def __init__(
-        self, command: Sequence[str], env: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None
-    ):
-        self.command = [str(c) for c in command]
-        self.env = dict(env) if env is not None else None
-        self.cwd = cwd
+    def __init__(self) -> None:
         self.log: Deque[str] = deque(maxlen=_LOG_LINES)
         self.stderr: Deque[str] = deque(maxlen=_LOG_LINES)
-        self.cancelled = False
         self._events: queue.Queue[Event] = queue.Queue()
-        self._popen: Optional[subprocess.Popen] = None
-        self._readers: List[threading.Thread] = []
 
-    def start(self) -> None:
-        """Start the child in its own process group, so that it and its children can be ended together."""
-        options = {}
-        if sys.platform == "win32":
-            options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(
-                subprocess, "CREATE_NO_WINDOW", 0
-            )
-        else:
-            options["start_new_session"] = True
-        self._popen = subprocess.Popen(
-            self.command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env,
-            cwd=self.cwd,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            bufsize=1,
-            **options,
-        )
-        self._readers = [
-            threading.Thread(target=self._read, args=(self._popen.stdout, False), daemon=True),
-            threading.Thread(target=self._read, args=(self._popen.stderr, True), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read(self, stream, is_stderr: bool) -> None:
-        for raw in stream:
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                continue
-            progress = None if is_stderr else parse_progress(line)
-            if progress is not None:
-                self._events.put(progress)
-                continue
-            self.log.append(line)
-            if is_stderr:
-                self.stderr.append(line)
-                if _PROGRESS_BAR.search(line):
-                    continue
-            self._events.put(line)
-        stream.close()
-
-    @property
-    def pid(self) -> Optional[int]:
-        """The child's process id once started."""
-        return self._popen.pid if self._popen else None
-
-    @property
-    def returncode(self) -> Optional[int]:
-        """The exit status once the child has ended and its output has been read, else None."""
-        if self._popen is None or self._popen.poll() is None:
-            return None
-        if any(reader.is_alive() for reader in self._readers):
-            return None
-        return self._popen.returncode
-
-    @property
-    def finished(self) -> bool:
-        """True when the child has ended and all its output is in."""
-        return self.returncode is not None
+    def add_line(self, raw: str, is_stderr: bool) -> None:
+        """Take one line of the engine's stdout (progress, else log) or stderr (log; bars are dropped)."""
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            return
+        progress = None if is_stderr else parse_progress(line)
+        if progress is not None:
+            self._events.put(progress)
+            return
+        self.log.append(line)
+        if is_stderr:
+            self.stderr.append(line)
+            if _PROGRESS_BAR.search(line):
+                return
+        self._events.put(line)
 
     def poll(self) -> List[Event]:
         """The progress events and log lines that arrived since the last call."""
@@ -175,6 +122,76 @@ class EngineProcess:
                 events.append(self._events.get_nowait())
             except queue.Empty:
                 return events
+
+    def failure(self, status: Optional[int], reported: str = "") -> str:
+        """What went wrong, for people: the engine's own message (its `error:` line, or `reported`),
+        else the last line of its traceback."""
+        for line in reversed(self.stderr):
+            match = _ERROR_LINE.match(line.strip())
+            if match:
+                return match.group("message").strip()
+        if reported and status == USER_ERROR_STATUS:
+            return reported
+        last = reported or next((line.strip() for line in reversed(self.stderr) if line.strip()), "")
+        text = f"The segmentation process failed (exit status {status})"
+        return f"{text}: {last}" if last else f"{text} without a message."
+
+
+class EngineProcess(EngineOutput):
+    """A child process read by two threads; `poll()` hands over what arrived, never blocking."""
+
+    def __init__(
+        self, command: Sequence[str], env: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None
+    ):
+        super().__init__()
+        self.command = [str(c) for c in command]
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.cancelled = False
+        self._popen: Optional[subprocess.Popen] = None
+        self._readers: List[threading.Thread] = []
+        self._ended: Optional[float] = None
+
+    def start(self) -> None:
+        """Start the child in its own process group, so that it and its children can be ended together."""
+        self._popen = start_child(self.command, self.env, self.cwd)
+        self._readers = [
+            threading.Thread(target=self._read, args=(self._popen.stdout, False), daemon=True),
+            threading.Thread(target=self._read, args=(self._popen.stderr, True), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream, is_stderr: bool) -> None:
+        for raw in stream:
+            self.add_line(raw, is_stderr)
+        stream.close()
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The child's process id once started."""
+        return self._popen.pid if self._popen else None
+
+    @property
+    def returncode(self) -> Optional[int]:
+        """The exit status once the child has ended and its output has been read, else None.
+
+        Its last output is waited for a while only: a child it left behind may hold its pipes open
+        (that one is ended then)."""
+        if self._popen is None or self._popen.poll() is None:
+            return None
+        if any(reader.is_alive() for reader in self._readers):
+            if self._ended is None:
+                self._ended = time.monotonic()
+            if time.monotonic() - self._ended < LAST_WORDS_S:
+                return None
+            kill_process_group(self._popen.pid)
+        return self._popen.returncode
+
+    @property
+    def finished(self) -> bool:
+        """True when the child has ended and all its output is in, or once it was cancelled."""
+        return self.cancelled or self.returncode is not None
 
     def wait(self, timeout: Optional[float] = None) -> Optional[int]:
         """Block until the child ends (or `timeout` seconds pass); returns the exit status or None."""
@@ -188,25 +205,73 @@ class EngineProcess:
             reader.join(5.0)
         return self.returncode
 
-    def cancel(self, grace_s: float = 3.0) -> None:
-        """End the child and every process it started: terminate, then kill what is left after `grace_s`."""
-        if self._popen is None:
-            return
+    def cancel(self, grace_s: float = 3.0, then: Callable[[], None] = lambda: None) -> None:
+        """End the child and every process it started, without waiting: a thread terminates them, kills
+        what is left after `grace_s`, then calls `then` (e.g. to delete the child's files)."""
         self.cancelled = True
-        if self._popen.poll() is None:
-            end_process_tree(self._popen, grace_s)
-        self.wait(grace_s + 5.0)
+        end_in_background(self._popen, grace_s, then)
 
     def error_message(self) -> str:
         """What went wrong, for people: the engine's `error:` line, else the last line of its traceback."""
-        for line in reversed(self.stderr):
-            match = _ERROR_LINE.match(line.strip())
-            if match:
-                return match.group("message").strip()
-        status = self.returncode
-        last = next((line.strip() for line in reversed(self.stderr) if line.strip()), "")
-        text = f"The segmentation process failed (exit status {status})"
-        return f"{text}: {last}" if last else f"{text} without a message."
+        return self.failure(self.returncode)
+
+
+class ChildProcessEngine:
+    """Each segmentation in a new `mstkd segment` child process: the engine's cold path."""
+
+    def __init__(self, command: Sequence[str], env: Optional[Mapping[str, str]] = None) -> None:
+        self.command = list(command)
+        self.env = env
+
+    def segment(self, arguments: Sequence[str], folder: str) -> EngineProcess:
+        """Start `mstkd segment` with these arguments, in `folder`."""
+        process = EngineProcess([*self.command, *arguments], env=self.env, cwd=folder)
+        process.start()
+        return process
+
+
+def start_child(
+    command: Sequence[str], env: Optional[Mapping[str, str]], cwd: Optional[str], stdin: Optional[int] = None
+) -> subprocess.Popen:
+    """A child with piped, line-buffered UTF-8 output, leading its own process group (so that it and
+    its children can be ended together); `stdin` defaults to nothing to read."""
+    options = {}
+    if sys.platform == "win32":
+        options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(
+            subprocess, "CREATE_NO_WINDOW", 0
+        )
+    else:
+        options["start_new_session"] = True
+    return subprocess.Popen(
+        [str(c) for c in command],
+        stdin=subprocess.DEVNULL if stdin is None else stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=None if env is None else dict(env),
+        cwd=cwd,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        bufsize=1,
+        **options,
+    )
+
+
+def end_in_background(
+    popen: Optional[subprocess.Popen], grace_s: float = 3.0, then: Callable[[], None] = lambda: None
+) -> threading.Thread:
+    """End a child's process tree from a thread (the caller, a GUI, never waits); then call `then`."""
+
+    def end() -> None:
+        if popen is not None and popen.poll() is None:
+            end_process_tree(popen, grace_s)
+        if popen is not None:
+            _quietly(popen.wait)
+        then()
+
+    thread = threading.Thread(target=end, daemon=True)
+    thread.start()
+    return thread
 
 
 def end_process_tree(popen: subprocess.Popen, grace_s: float = 3.0) -> None:
@@ -229,10 +294,15 @@ def end_process_tree(popen: subprocess.Popen, grace_s: float = 3.0) -> None:
         _, alive = psutil.wait_procs(descendants, timeout=grace_s)
         for process in alive:
             _quietly(process.kill)
+    kill_process_group(popen.pid)
+
+
+def kill_process_group(pid: int) -> None:
+    """Kill what is left of the process group a child led (POSIX): the children it left behind."""
     if sys.platform == "win32":
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(popen.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _descendants(pid: int) -> list:

@@ -19,9 +19,18 @@ from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkStringArray
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
-from mstkd.conventions import REGIONS, label_convention
+from mstkd.conventions import (
+    REGION_COLOURS,
+    REGION_NAMES,
+    REGIONS,
+    SUBREGION_COLOURS,
+    SUBREGION_NAMES,
+    SUBREGIONS,
+    label_convention,
+)
 from mstkd.errors import MSTKDError
 from mstkd.imageio import read_image
+from mstkd.inference.volumes import VOLUME_KEYS
 
 CATEGORY_CONTEXT = "Segmentation category and type - DICOM master list"
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
@@ -30,12 +39,23 @@ BRAIN = ("SCT", "12738006", "Brain")
 NONE_CODE = ("", "", "")
 
 Code = Tuple[str, str, str]
-Colour = Tuple[int, int, int]
+Colour = Tuple[float, float, float]
 
 VOLUMES_TABLE_ROLE = "MSTKDVolumesTable"
 # Rounding of the summary's volumes (4 decimals) and of float sums.
 VOLUME_TOLERANCE_ML = 1e-3
 ATTRIBUTE_PREFIX = "MSTKD."
+
+# Each region its own type, so that the terminology selector and DICOM SEG tell them apart: the
+# brain-lesion segmentation types of DICOM (CID 7168/7169) for the sub-regions, and SNOMED's
+# neoplasm concepts for the nested regions.
+TYPE_CODES: Dict[str, Code] = {
+    "NCR": ("SCT", "6574001", "Necrosis"),
+    "ED": ("SCT", "79654002", "Edema"),
+    "ET": ("NCIt", "C113842", "Enhancing Lesion"),
+    "WT": ("SCT", "108369006", "Neoplasm"),
+    "TC": ("SCT", "86049000", "Neoplasm, Primary"),
+}
 
 
 @dataclass(frozen=True)
@@ -49,33 +69,20 @@ class SegmentSpec:
     colour: Colour
     nested: bool = False
 
-    @property
-    def colour_rgb(self) -> Tuple[float, float, float]:
-        """The colour as 0..1 floats."""
-        return tuple(c / 255.0 for c in self.colour)  # type: ignore[return-value]
+
+def _spec(key: str, name: str, colour: Colour, nested: bool = False) -> SegmentSpec:
+    return SegmentSpec(key, f"MSTKD_{key}", f"{name} ({key})", TYPE_CODES[key], colour, nested)
 
 
-# Colours: the DICOM master list's recommended ones where it has one (necrosis, oedema).
-SUBREGION_SEGMENTS: Tuple[SegmentSpec, ...] = (
-    SegmentSpec(
-        "NCR", "MSTKD_NCR", "Necrotic tumour core (NCR)", ("SCT", "6574001", "Necrosis"), (216, 191, 216)
-    ),
-    SegmentSpec("ED", "MSTKD_ED", "Peritumoral oedema (ED)", ("SCT", "79654002", "Edema"), (140, 224, 228)),
-    SegmentSpec(
-        "ET", "MSTKD_ET", "Enhancing tumour (ET)", ("SCT", "86049000", "Neoplasm, Primary"), (255, 200, 40)
-    ),
+# Names and colours are the engine's (mstkd.conventions).
+SUBREGION_SEGMENTS: Tuple[SegmentSpec, ...] = tuple(
+    _spec(s.upper(), SUBREGION_NAMES[s], SUBREGION_COLOURS[s]) for s in SUBREGIONS
 )
 # The enhancing-tumour region is the ET segment itself, so only WT and TC are added.
-NESTED_SEGMENTS: Tuple[SegmentSpec, ...] = (
-    SegmentSpec(
-        "WT", "MSTKD_WT", "Whole tumour (WT)", ("SCT", "108369006", "Neoplasm"), (120, 200, 90), True
-    ),
-    SegmentSpec(
-        "TC", "MSTKD_TC", "Tumour core (TC)", ("SCT", "86049000", "Neoplasm, Primary"), (230, 80, 70), True
-    ),
+NESTED_SEGMENTS: Tuple[SegmentSpec, ...] = tuple(
+    _spec(region, REGION_NAMES[region], REGION_COLOURS[region], nested=True) for region in ("WT", "TC")
 )
 ALL_SEGMENTS = SUBREGION_SEGMENTS + NESTED_SEGMENTS
-VOLUME_ROWS = ("NCR", "ED", "ET", "TC", "WT")
 
 
 def _coded(code: Code) -> str:
@@ -213,7 +220,7 @@ def import_segments(
 def _add_segment(segmentation_node, spec: SegmentSpec) -> None:
     """Create one of this module's segments, with its name, colour and terminology."""
     segmentation = segmentation_node.GetSegmentation()
-    segmentation.AddEmptySegment(spec.segment_id, spec.name, spec.colour_rgb)
+    segmentation.AddEmptySegment(spec.segment_id, spec.name, spec.colour)
     set_terminology(segmentation.GetSegment(spec.segment_id), spec)
     display = segmentation_node.GetDisplayNode()
     if spec.nested and display is not None:
@@ -276,7 +283,7 @@ def update_volumes_table(scene, segmentation_node, volumes_ml: Mapping[str, floa
     regions.SetName("Region")
     volumes = vtkDoubleArray()
     volumes.SetName("Volume")
-    for key in VOLUME_ROWS:
+    for key in VOLUME_KEYS:
         regions.InsertNextValue(names[key])
         volumes.InsertNextValue(round(float(volumes_ml.get(key, 0.0)), 2))
     table = table_node.GetTable()
@@ -295,8 +302,8 @@ def read_volumes_table(segmentation_node) -> Dict[str, float]:
     table_node = segmentation_node.GetNodeReference(VOLUMES_TABLE_ROLE)
     if table_node is None:
         return {}
-    rows = min(table_node.GetNumberOfRows(), len(VOLUME_ROWS))
-    return {VOLUME_ROWS[row]: float(table_node.GetCellText(row, 1)) for row in range(rows)}
+    rows = min(table_node.GetNumberOfRows(), len(VOLUME_KEYS))
+    return {VOLUME_KEYS[row]: float(table_node.GetCellText(row, 1)) for row in range(rows)}
 
 
 def place_beside(scene, node, reference_node) -> None:
@@ -317,6 +324,6 @@ def place_beside(scene, node, reference_node) -> None:
 def volumes_from_summary(summary: Mapping[str, object]) -> Optional[Dict[str, float]]:
     """The engine's region volumes, when its summary has them all."""
     volumes = summary.get("volumes_ml")
-    if not isinstance(volumes, dict) or not all(key in volumes for key in VOLUME_ROWS):
+    if not isinstance(volumes, dict) or not all(key in volumes for key in VOLUME_KEYS):
         return None
-    return {key: float(volumes[key]) for key in VOLUME_ROWS}
+    return {key: float(volumes[key]) for key in VOLUME_KEYS}

@@ -39,10 +39,18 @@ def guess_node_sequence(node, extra: Iterable[str] = ()) -> Optional[str]:
     return None
 
 
+def is_mri_volume(node) -> bool:
+    """True for a grey-level volume that may hold a sequence (a label map never does)."""
+    return node.IsA("vtkMRMLScalarVolumeNode") and not node.IsA("vtkMRMLLabelMapVolumeNode")
+
+
 def assign_sequences(nodes: Iterable[object], describe: Optional[Describe] = None) -> SequenceMap[object]:
-    """One volume per recognised sequence, the first one met winning, in canonical order."""
+    """One volume per recognised sequence, the first one met winning, in canonical order (label maps,
+    whatever their names say, are never taken)."""
     found: Dict[str, object] = {}
     for node in nodes:
+        if not is_mri_volume(node):
+            continue
         sequence = guess_node_sequence(node, describe(node) if describe else ())
         if sequence is not None and sequence not in found:
             found[sequence] = node

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
+import numpy as np
 import slicer
+from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonCore import vtkStringArray
 from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
@@ -20,6 +23,7 @@ from mstkd.cases import Case, discover_cases, find_case_files, name_a_few
 from mstkd.conventions import DISPLAY_NAMES, SEQUENCES, SequenceMap, make_subset
 from mstkd.errors import MSTKDError
 from mstkd.imageio import PathLike, image_extension, strip_image_extension, write_image
+from MSTKDSegmentLib.results import same_matrix
 
 SYNTHETIC_SHAPE: Tuple[int, int, int] = (120, 120, 78)
 
@@ -40,6 +44,43 @@ def world_ijk_to_ras(node) -> vtkMatrix4x4:
     world = vtkMatrix4x4()
     vtkMatrix4x4.Multiply4x4(to_world, matrix, world)
     return world
+
+
+@dataclass(frozen=True)
+class ExamSize:
+    """What a run's time depends on: the brain's extent (mm), the voxels to read, the registrations."""
+
+    extent_mm: Tuple[float, float, float]
+    voxels: int
+    registrations: int
+
+
+def exam_size(inputs: SequenceMap[object], reference: str) -> ExamSize:
+    """The size of an exam for the time estimate: the bounding box of the reference's non-zero voxels
+    (a skull-stripped brain; the whole field of view otherwise), all inputs' voxels, and how many
+    inputs lie on a grid other than the reference's (each is co-registered)."""
+    node = inputs[reference]
+    geometry = world_ijk_to_ras(node)
+    image = node.GetImageData()
+    dims = image.GetDimensions()
+    voxels = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dims[::-1])
+    spacing = np.linalg.norm([[geometry.GetElement(r, c) for c in range(3)] for r in range(3)], axis=0)
+    occupied = voxels != 0
+    extent = []
+    for axis, along in enumerate((2, 1, 0)):  # i, j, k of a (k, j, i) array
+        others = tuple(a for a in range(3) if a != along)
+        where = np.flatnonzero(occupied.any(axis=others))
+        length = (where[-1] - where[0] + 1) if len(where) else dims[axis]
+        extent.append(float(length * spacing[axis]))
+    others = [n for s, n in inputs.items() if s != reference]
+    registrations = sum(not _same_grid(n, node) for n in others)
+    total = sum(int(np.prod(n.GetImageData().GetDimensions())) for n in inputs.values())
+    return ExamSize(tuple(extent), total, registrations)  # type: ignore[arg-type]
+
+
+def _same_grid(node, reference) -> bool:
+    same_size = node.GetImageData().GetDimensions() == reference.GetImageData().GetDimensions()
+    return same_size and same_matrix(world_ijk_to_ras(node), world_ijk_to_ras(reference))
 
 
 def check_input_volume(node, label: str) -> None:

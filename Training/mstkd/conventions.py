@@ -254,8 +254,26 @@ def parse_subsets(text: str) -> Tuple[Subset, ...]:
 TORCH_VERSION_FLOOR = "2.4"
 
 # Where a user may ask computations to run ("cuda:N" picks one GPU); see devices.resolve_device.
-DEVICE_CHOICES: Tuple[str, ...] = ("auto", "cpu", "cuda")
+DEVICE_CHOICES: Tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 DEFAULT_DEVICE = DEVICE_CHOICES[0]
+_ONE_GPU = re.compile(r"cuda:(\d+)")
+
+
+def parse_device(name: str) -> str:
+    """A device name as the engine spells it ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'), or raise.
+
+    Checks the spelling only (no PyTorch needed); whether the device exists is resolve_device's job.
+    """
+    text = str(name).strip().lower()
+    if text in DEVICE_CHOICES:
+        return text
+    one_gpu = _ONE_GPU.fullmatch(text)
+    if one_gpu:
+        return f"cuda:{int(one_gpu.group(1))}"
+    raise MSTKDError(
+        f"Unknown device '{name}'; use one of {', '.join(DEVICE_CHOICES)} (or cuda:N for one GPU of several)."
+    )
+
 
 # Tumour sub-regions (disjoint labels) and the evaluated regions built from them.
 SUBREGIONS: Tuple[str, ...] = ("ncr", "ed", "et")
@@ -272,6 +290,15 @@ REGIONS: Dict[str, FrozenSet[str]] = {
 }
 # The post-treatment resection cavity is in no tumour region; BraTS 2024 scores it as a region of its own.
 CAVITY_REGION: Dict[str, FrozenSet[str]] = {"RC": frozenset({"rc"})}
+REGION_NAMES: Dict[str, str] = {"WT": "Whole tumour", "TC": "Tumour core", "ET": "Enhancing tumour"}
+# Display colours (RGB, 0-1): the BraTS figures' necrosis red, oedema green, enhancing tumour yellow;
+# the nested regions, drawn as outlines around them, in colours of their own.
+SUBREGION_COLOURS: Dict[str, Tuple[float, float, float]] = {
+    "ncr": (0.9, 0.1, 0.1),
+    "ed": (0.1, 0.8, 0.2),
+    "et": (1.0, 0.9, 0.1),
+}
+REGION_COLOURS: Dict[str, Tuple[float, float, float]] = {"WT": (0.2, 0.6, 1.0), "TC": (1.0, 0.5, 0.0)}
 # The networks' output channels, in order (METHOD.md 1.2).
 MODEL_CHANNELS: Tuple[str, ...] = ("ncr", "ed", "et", "background")
 
@@ -355,3 +382,37 @@ def region_masks(
         region: np.isin(labels, [convention.values[s] for s in subregions])
         for region, subregions in regions.items()
     }
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A package the engine needs at run time: its distribution (pip) name, import name and floor."""
+
+    distribution: str
+    module: str
+    minimum: str
+
+    @property
+    def specifier(self) -> str:
+        """The pip requirement, e.g. 'monai>=1.4'."""
+        return f"{self.distribution}>={self.minimum}"
+
+
+# What segmenting imports, at the floors pyproject.toml states (a test keeps the two equal).
+SEGMENT_REQUIREMENTS: Tuple[Requirement, ...] = (
+    Requirement("torch", "torch", TORCH_VERSION_FLOOR),
+    Requirement("monai", "monai", "1.4"),
+    Requirement("SimpleITK", "SimpleITK", "2.3"),
+    Requirement("numpy", "numpy", "1.24"),
+    Requirement("scipy", "scipy", "1.10"),
+    Requirement("safetensors", "safetensors", "0.4"),
+    Requirement("PyYAML", "yaml", "6"),
+    Requirement("tqdm", "tqdm", "4.66"),
+    Requirement("psutil", "psutil", "5.9"),
+)
+# What generating a synthetic exam imports besides numpy and SimpleITK.
+PHANTOM_REQUIREMENTS: Tuple[Requirement, ...] = (
+    Requirement("nilearn", "nilearn", "0.10"),
+    Requirement("scipy", "scipy", "1.10"),
+    Requirement("tqdm", "tqdm", "4.66"),
+)

@@ -7,15 +7,18 @@ from typing import ContextManager
 
 import torch
 
-from mstkd.conventions import DEFAULT_DEVICE, DEVICE_CHOICES
+from mstkd.conventions import DEFAULT_DEVICE, parse_device
 from mstkd.errors import MSTKDError
 
 
 def resolve_device(name: str = DEFAULT_DEVICE) -> torch.device:
-    """'auto' -> CUDA when usable, else CPU; 'cuda' without a usable GPU is an error that says why."""
-    name = name.strip().lower()
+    """'auto' -> CUDA when usable, else Apple's GPU (MPS), else CPU; an unusable choice is an error
+    that says why."""
+    name = parse_device(name)
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise MSTKDError(
@@ -26,9 +29,20 @@ def resolve_device(name: str = DEFAULT_DEVICE) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise MSTKDError(f"{name} does not exist: this machine has {torch.cuda.device_count()} GPU(s).")
         return device
-    if name == "cpu":
-        return torch.device("cpu")
-    raise MSTKDError(f"Unknown device '{name}'; use one of {', '.join(DEVICE_CHOICES)} (or cuda:N).")
+    if name == "mps":
+        if not mps_available():
+            raise MSTKDError(
+                "Apple's GPU (MPS) was requested but this PyTorch cannot use it (it needs an Apple-silicon "
+                "Mac with macOS 12.3 or later and a PyTorch built with MPS). Use --device cpu or auto."
+            )
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def mps_available() -> bool:
+    """True where PyTorch can run on Apple's GPU (Metal Performance Shaders)."""
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
 
 
 def supports_bf16(device: torch.device) -> bool:

@@ -11,13 +11,11 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from mstkd.conventions import label_convention
+from mstkd.conventions import SUBREGION_COLOURS, label_convention
 from mstkd.files import PathLike, write_verified
 
 # Display window: these percentiles of the brain's intensities map to black and white.
 WINDOW_PERCENTILES = (0.5, 99.5)
-# BraTS colours: necrosis red, oedema green, enhancing tumour yellow.
-REGION_COLOURS = {"ncr": (0.9, 0.1, 0.1), "ed": (0.1, 0.8, 0.2), "et": (1.0, 0.9, 0.1)}
 LABEL_ALPHA = 0.45
 PANEL_INCHES = 2.0
 DOTS_PER_INCH = 80
@@ -106,6 +104,6 @@ def _overlay(labels: np.ndarray, convention_name: str) -> np.ndarray:
     """An RGBA image colouring each sub-region."""
     rgba = np.zeros(labels.shape + (4,), dtype=np.float32)
     for region, value in label_convention(convention_name).values.items():
-        if region in REGION_COLOURS:
-            rgba[labels == value] = (*REGION_COLOURS[region], LABEL_ALPHA)
+        if region in SUBREGION_COLOURS:
+            rgba[labels == value] = (*SUBREGION_COLOURS[region], LABEL_ALPHA)
     return rgba

@@ -54,6 +54,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     inference.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     inference.set_defaults(run=run_inference)
+    engine = tasks.add_parser(
+        "engine",
+        help="per-exam latency of a new `mstkd segment` process against the warm engine (`mstkd serve`)",
+        description=(
+            "Segment one generated phantom exam (uncompressed NRRD inputs, as the Slicer module writes them) "
+            "RUNS times each way, alternating: a new `mstkd segment` process per run, and requests to one "
+            "warm engine (`mstkd serve`, whose first run includes its start). Prints the seconds from "
+            "request to written result: the first run, the median of the others, and their ratio."
+        ),
+    )
+    add_model(engine)
+    add_device(engine)
+    engine.add_argument(
+        "--sequences", default="flair,t2", metavar="LIST", help="sequences given (default flair,t2)"
+    )
+    engine.add_argument("--runs", type=int, default=4, help="runs each way, the first included (default 4)")
+    engine.add_argument(
+        "--shape", default="240,240,155", metavar="X,Y,Z", help="phantom size (default BraTS)"
+    )
+    engine.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    engine.set_defaults(run=run_engine)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -130,4 +151,46 @@ def run_inference(args: argparse.Namespace) -> int:
     print(json.dumps(report))
     if args.json:
         write_text(args.json, json.dumps(report, indent=2))
+    return 0
+
+
+def run_engine(args: argparse.Namespace) -> int:
+    """Generate the exam, time both paths, print the table, then the JSON."""
+    import tempfile
+
+    from mstkd.bench.engine import bench_engine, format_engine_table, write_nrrd_inputs
+    from mstkd.bench.inference import write_bench_case
+    from mstkd.conventions import parse_subset
+    from mstkd.errors import MSTKDError
+    from mstkd.phantom import parse_size
+
+    if args.runs < 2:
+        raise MSTKDError("--runs needs 2 or more: the first run of the warm engine includes its start.")
+    shape = parse_size(args.shape)
+    sequences = parse_subset(args.sequences).sequences
+    with tempfile.TemporaryDirectory(prefix="mstkd-bench-") as scratch:
+        folder = Path(scratch)
+        inputs = write_nrrd_inputs(write_bench_case(folder / "exam", shape), sequences, folder / "inputs")
+        (folder / "out").mkdir()
+        times = bench_engine(inputs, folder / "out", args.model, args.device, args.runs)
+    print(
+        f"mstkd bench engine: model {args.model}, device {args.device}, exam {'x'.join(map(str, shape))} "
+        f"from {'+'.join(sequences)}, {args.runs} runs each way (alternating)"
+    )
+    print(format_engine_table(times))
+    report = {
+        "model": args.model,
+        "device": args.device,
+        "shape": list(shape),
+        "sequences": list(sequences),
+        "child_s": times.child_s,
+        "warm_s": times.warm_s,
+        "child_cpu_s": times.child_cpu_s,
+        "warm_cpu_s": times.warm_cpu_s,
+        "ratio": times.ratio,
+        "cpu_ratio": times.cpu_ratio,
+    }
+    print(json.dumps(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
     return 0

@@ -9,12 +9,11 @@ import threading
 from typing import List, NoReturn, Optional
 
 from mstkd import __version__
-from mstkd.cli import bench, demo, evaluate, evaluate_model, info, phantom, segment, train
-from mstkd.errors import MSTKDError
+from mstkd.cli import bench, demo, evaluate, evaluate_model, info, phantom, segment, serve, train
+from mstkd.errors import USER_ERROR_STATUS, MSTKDError
 
-SUBCOMMANDS = (demo, segment, evaluate, phantom, train, evaluate_model, info, bench)
+SUBCOMMANDS = (demo, segment, serve, evaluate, phantom, train, evaluate_model, info, bench)
 
-USER_ERROR_STATUS = 2
 # A command ended by a signal exits with 128 + its number, as a shell reports it.
 SIGNAL_STATUS_BASE = 128
 

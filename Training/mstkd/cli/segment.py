@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
-from typing import Iterator, List, Optional, TextIO, Tuple
+from typing import Any, Callable, Iterator, List, Optional, TextIO, Tuple
 
 from mstkd.cli.options import add_device, add_model
 from mstkd.conventions import (
@@ -18,6 +18,8 @@ from mstkd.conventions import (
 )
 
 PROGRESS_CHOICES = ("text", "jsonl")
+# (model, device, progress=callback) -> a Predictor; see run().
+PredictorFactory = Callable[..., Any]
 # Share of the overall progress a single exam's segmentation takes; writing the files is the rest.
 SEGMENT_SHARE = 0.95
 
@@ -97,15 +99,21 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Segment one exam, or every case of --input-dir."""
+def run(args: argparse.Namespace, load_predictor: Optional[PredictorFactory] = None) -> int:
+    """Segment one exam, or every case of --input-dir.
+
+    `load_predictor(model, device, progress)` gives the Predictor to use (default: a new one; the
+    warm engine of `mstkd serve` hands back the one it keeps).
+    """
+    if load_predictor is None:
+        from mstkd.inference.predictor import Predictor as load_predictor
     with _progress_output(args.progress) as (emit, out):
         if args.input_dir is not None or args.output_dir is not None:
-            return _run_batch(args, emit, out)
-        return _run_one(args, emit, out)
+            return _run_batch(args, emit, out, load_predictor)
+        return _run_one(args, emit, out, load_predictor)
 
 
-def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
+def _run_one(args: argparse.Namespace, emit, out: TextIO, load_predictor: PredictorFactory) -> int:
     from mstkd.errors import MSTKDError
     from mstkd.inference.events import SPANS, ProgressEvent, ProgressTracker, scaled
     from mstkd.inference.output import check_outputs, check_space, write_result
@@ -134,9 +142,8 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
     exam = read_exam(files, args.reference, tracker.span("load", *SPANS["load"]))
     check_space(args.output, args.summary, exam.images[exam.reference])
 
-    from mstkd.inference.predictor import Predictor
-
-    predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
+    tracker("load", SPANS["load"][1], f"loading model {args.model} ({args.device})")
+    predictor = load_predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
     result = predictor.segment_exam(exam, progress=scaled(emit, 0.0, SEGMENT_SHARE), labels=args.labels)
     emit(ProgressEvent("write", SEGMENT_SHARE, f"writing {args.output}"))
     summary = write_result(result, args.output, args.summary)
@@ -147,7 +154,7 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
     return 0
 
 
-def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
+def _run_batch(args: argparse.Namespace, emit, out: TextIO, load_predictor: PredictorFactory) -> int:
     from mstkd.cases import MISSING_SEGMENTATION, MISSING_SEQUENCES, discover_cases
     from mstkd.conventions import parse_subset
     from mstkd.errors import MSTKDError
@@ -174,9 +181,7 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     make_folder(args.output_dir)
     _remove_stale_partials(args.output_dir)
 
-    from mstkd.inference.predictor import Predictor
-
-    predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
+    predictor = load_predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
     cases = discovery.cases
     done: List[str] = []
     skipped: List[str] = []

@@ -14,15 +14,20 @@ from typing import Callable, Dict, Optional, TextIO, Tuple, Union
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """What is being done (`stage`), how far the whole job is (`fraction`, 0..1), and a line for people."""
+    """What is being done (`stage`), how far the whole job is (`fraction`, 0..1), a line for people,
+    and, where the stage can tell, the seconds it still needs (`remaining_s`)."""
 
     stage: str
     fraction: float
     message: str
+    remaining_s: Optional[float] = None
 
     def to_json(self) -> str:
-        """One line of JSON: {"stage": ..., "fraction": ..., "message": ...}."""
-        return json.dumps(asdict(self))
+        """One line of JSON: {"stage": ..., "fraction": ..., "message": ...[, "remaining_s": ...]}."""
+        data = asdict(self)
+        if self.remaining_s is None:
+            del data["remaining_s"]
+        return json.dumps(data)
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -34,6 +39,8 @@ SPANS: Dict[str, Tuple[float, float]] = {
     "infer": (0.3, 0.9),
     "postprocess": (0.9, 1.0),
 }
+# A stage's reporter: (its own fraction done, message[, seconds it still needs]).
+StageReport = Callable[..., None]
 
 
 def ignore_progress(event: ProgressEvent) -> None:
@@ -51,16 +58,18 @@ class ProgressTracker:
         self.callback = callback or ignore_progress
         self.fraction = 0.0
 
-    def __call__(self, stage: str, fraction: float, message: str) -> None:
+    def __call__(
+        self, stage: str, fraction: float, message: str, remaining_s: Optional[float] = None
+    ) -> None:
         """Send one event; the fraction is clamped to [previous, 1]."""
         self.fraction = min(1.0, max(self.fraction, float(fraction)))
-        self.callback(ProgressEvent(stage, round(self.fraction, 4), message))
+        self.callback(ProgressEvent(stage, round(self.fraction, 4), message, remaining_s))
 
-    def span(self, stage: str, start: float, end: float) -> Callable[[float, str], None]:
+    def span(self, stage: str, start: float, end: float) -> StageReport:
         """A reporter for one stage occupying [start, end] of the whole."""
 
-        def report(local: float, message: str) -> None:
-            self(stage, start + (end - start) * min(max(float(local), 0.0), 1.0), message)
+        def report(local: float, message: str, remaining_s: Optional[float] = None) -> None:
+            self(stage, start + (end - start) * min(max(float(local), 0.0), 1.0), message, remaining_s)
 
         return report
 
@@ -70,7 +79,7 @@ def scaled(callback: ProgressCallback, start: float, end: float, prefix: str = "
 
     def forward(event: ProgressEvent) -> None:
         fraction = start + (end - start) * event.fraction
-        callback(ProgressEvent(event.stage, round(fraction, 4), prefix + event.message))
+        callback(ProgressEvent(event.stage, round(fraction, 4), prefix + event.message, event.remaining_s))
 
     return forward
 
@@ -98,6 +107,7 @@ class TextWriter:
         now = time.monotonic()
         changed = event.stage != self._last["stage"]
         if changed or event.fraction >= 1.0 or now - float(self._last["time"]) >= self.interval_s:
-            self.stream.write(f"[{100 * event.fraction:3.0f}%] {event.stage}: {event.message}\n")
+            left = "" if event.remaining_s is None else f", about {event.remaining_s:.0f} s left"
+            self.stream.write(f"[{100 * event.fraction:3.0f}%] {event.stage}: {event.message}{left}\n")
             self.stream.flush()
             self._last = {"stage": event.stage, "time": now}

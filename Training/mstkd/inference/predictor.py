@@ -25,10 +25,10 @@ from mstkd.conventions import (
     convert_labels,
     label_convention,
 )
-from mstkd.devices import resolve_device, supports_bf16
+from mstkd.devices import mps_available, resolve_device, supports_bf16
 from mstkd.errors import MSTKDError
 from mstkd.imageio import array_to_image, image_to_array
-from mstkd.inference.events import SPANS, ProgressCallback, ProgressTracker
+from mstkd.inference.events import SPANS, ProgressCallback, ProgressTracker, StageReport
 from mstkd.inference.model_file import load_trained_model
 from mstkd.inference.registry import ModelEntry, resolve_model
 from mstkd.inference.result import SegmentationResult
@@ -40,6 +40,8 @@ from mstkd.resources import DEFAULT_MODEL
 
 OVERLAP = 0.5
 WINDOWS_PER_BATCH = 4
+# How the CPU of older PyTorch and Apple's GPU (MPS) say that memory ran out.
+_OUT_OF_MEMORY_MESSAGES = ("out of memory", "can't allocate memory")
 # Sliding-window progress is reported at most this often.
 WINDOW_REPORT_INTERVAL_S = 0.25
 
@@ -153,6 +155,13 @@ class Predictor:
             steps=steps,
             fallbacks=fallbacks,
             warnings=[*self.model.warnings, *inputs.warnings],
+            notes=[
+                *(
+                    {"kind": "registration", "text": found.describe(sequence, exam.reference_name)}
+                    for sequence, found in exam.registrations.items()
+                ),
+                *({"kind": "fallback", "text": note} for note in fallbacks),
+            ],
         )
 
     def _infer(
@@ -172,7 +181,7 @@ class Predictor:
                 exam.present,
                 device,
                 self.overlap,
-                bf16=_uses_bf16(device),
+                bf16=uses_bf16(device),
                 windows_per_batch=windows_per_batch,
                 on_windows=windows,
                 mask=exam.mask,
@@ -187,7 +196,7 @@ class Predictor:
         finally:
             self.model.network.to(self.device)
         step = (
-            f"sliding-window inference on {device} ({'bf16' if _uses_bf16(device) else 'fp32'}): {total} "
+            f"sliding-window inference on {device} ({'bf16' if uses_bf16(device) else 'fp32'}): {total} "
             f"windows of {'x'.join(str(p) for p in self.model.patch)} voxels, {per_batch} per batch, "
             f"overlap {self.overlap:g}, over the brain's bounding box"
         )
@@ -197,43 +206,55 @@ class Predictor:
 def run_with_fallback(
     run: Callable[[torch.device, int], T], device: torch.device, notify: Callable[[str], None]
 ) -> Tuple[T, torch.device, List[str]]:
-    """`run(device, windows_per_batch)`; after CUDA runs out of memory, retry with 1 window, then on the CPU.
+    """`run(device, windows_per_batch)`; after a GPU runs out of memory, retry with 1 window (CUDA), then
+    on the CPU; an Apple GPU (MPS) that lacks an operation the model needs also hands over to the CPU.
 
     Returns the result, the device that produced it, and one note per fallback taken.
     """
     attempts = [(device, WINDOWS_PER_BATCH)]
     if device.type == "cuda":
         attempts += [(device, 1), (torch.device("cpu"), WINDOWS_PER_BATCH)]
+    elif device.type == "mps":
+        attempts += [(torch.device("cpu"), WINDOWS_PER_BATCH)]
     notes: List[str] = []
     for index, (current, windows) in enumerate(attempts):
         last = index + 1 == len(attempts)
         try:
             return run(current, windows), current, notes
-        except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError: CPU allocations raise it too
+        except (RuntimeError, NotImplementedError) as error:  # torch.OutOfMemoryError is a RuntimeError
+            reason = fallback_reason(error, current)
+            if reason is None:
+                raise
             if last:
                 raise _out_of_memory() from None
-        except RuntimeError as error:
-            if last and "can't allocate memory" in str(error):  # older PyTorch on the CPU
-                raise _out_of_memory() from None
-            raise
         # Out of the except block, the failed attempt's tensors are unreferenced and can be freed.
-        _release_cuda_memory()
+        release_gpu_memory()
         following, following_windows = attempts[index + 1]
         retry = (
             f"with {following_windows} window per batch"
             if following == current
             else "on the CPU (slower; a GPU with more free memory would be faster)"
         )
-        note = f"{current} ran out of memory with {windows} window(s) per batch; retried {retry}"
+        note = f"{current} {reason} with {windows} window(s) per batch; retried {retry}"
         notes.append(note)
         notify(note)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
+def fallback_reason(error: BaseException, device: torch.device) -> Optional[str]:
+    """Why an attempt may be retried elsewhere ('ran out of memory', ...), or None for a real error."""
+    text = str(error).lower()
+    if isinstance(error, torch.cuda.OutOfMemoryError) or any(m in text for m in _OUT_OF_MEMORY_MESSAGES):
+        return "ran out of memory"
+    if device.type == "mps" and "mps" in text:
+        return "lacks an operation this model needs"
+    return None
+
+
 class _WindowProgress:
     """Reports sliding-window progress with the time left, at most every WINDOW_REPORT_INTERVAL_S."""
 
-    def __init__(self, report: Callable[[float, str], None], device: torch.device, per_batch: int) -> None:
+    def __init__(self, report: StageReport, device: torch.device, per_batch: int) -> None:
         self.report = report
         self.where = f"on {device}, {per_batch} per batch"
         self.started = time.perf_counter()
@@ -247,7 +268,7 @@ class _WindowProgress:
             return
         self.last = now
         left = (now - self.started) * (total - done) / max(done, 1)
-        self.report(done / total, f"window {done} of {total} ({self.where}), about {left:.0f} s left")
+        self.report(done / total, f"window {done} of {total} ({self.where})", round(left, 1))
 
 
 def _preparation_reporter(report: ProgressTracker) -> Callable[[str, float], None]:
@@ -269,7 +290,7 @@ def _preparation_stage(doing: str) -> str:
     return "preprocess"
 
 
-def _uses_bf16(device: torch.device) -> bool:
+def uses_bf16(device: torch.device) -> bool:
     """bf16 autocast on a GPU that supports it; the CPU runs fp32 (bf16 is slow on most CPUs)."""
     return device.type == "cuda" and supports_bf16(device)
 
@@ -281,7 +302,9 @@ def _out_of_memory() -> MSTKDError:
     )
 
 
-def _release_cuda_memory() -> None:
+def release_gpu_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    if mps_available():
+        torch.mps.empty_cache()

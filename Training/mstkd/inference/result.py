@@ -34,6 +34,8 @@ class SegmentationResult:
     steps: List[str]
     fallbacks: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    # What a reader of the result should know, each {"kind": ..., "text": ...}: registrations, fallbacks.
+    notes: List[Dict[str, str]] = field(default_factory=list)
 
     def summary(self, output: Optional[Union[str, Path]] = None) -> Dict[str, Any]:
         """The JSON summary `mstkd segment --summary` writes (and the Slicer module reads)."""
@@ -53,4 +55,5 @@ class SegmentationResult:
             "timings_s": {key: round(value, 3) for key, value in self.timings_s.items()},
             "steps": list(self.steps),
             "warnings": list(self.warnings),
+            "notes": [dict(note) for note in self.notes],
         }

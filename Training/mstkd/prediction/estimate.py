@@ -1,0 +1,68 @@
+"""How long a segmentation will take, from the model's speed measured on the device that will run it.
+
+Inference dominates: the sliding windows over the brain's bounding box (on the model's grid) times
+the seconds per window the device check measured. Reading, preparing and writing the exam scale
+with its voxels, plus a co-registration per sequence on another grid. Torch-free: the Slicer panel
+imports it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence, Tuple
+
+# Read + preprocess + place the labels + write, per million input voxels, and one rigid
+# co-registration: `mstkd bench inference` on the 2-core development CPU (240 x 240 x 155 phantom).
+PREPARATION_S_PER_MVOX = 0.03
+REGISTRATION_S = 1.0
+
+
+@dataclass(frozen=True)
+class ModelSpeed:
+    """What a device check measured: seconds per sliding window (at a batch size) of a model on a device."""
+
+    device: str
+    seconds_per_window: float
+    windows_per_batch: int
+    patch: Tuple[int, int, int]
+    spacing: Tuple[float, float, float]
+    overlap: float
+
+
+@dataclass(frozen=True)
+class TimeEstimate:
+    """The expected seconds of one run, and what they are made of."""
+
+    seconds: float
+    windows: int
+    inference_s: float
+    preparation_s: float
+
+
+def window_count(size: Sequence[int], patch: Sequence[int], overlap: float) -> int:
+    """How many windows MONAI's sliding window runs over an image of `size` (padded up to `patch`)."""
+    count = 1
+    for side, window in zip(size, patch):
+        side = max(side, window)
+        if side == window:
+            continue
+        step = max(int(window * (1 - overlap)), 1)
+        count *= math.ceil((side - window) / step) + 1
+    return count
+
+
+def estimate_time(
+    speed: ModelSpeed,
+    extent_mm: Sequence[float],
+    input_voxels: int,
+    registrations: int = 0,
+    preparation_s_per_mvox: float = PREPARATION_S_PER_MVOX,
+) -> TimeEstimate:
+    """Expected seconds to segment an exam whose brain spans `extent_mm`, from `input_voxels` voxels in
+    all, with `registrations` sequences on grids other than the reference's."""
+    size = [max(1, math.ceil(float(length) / float(step))) for length, step in zip(extent_mm, speed.spacing)]
+    windows = window_count(size, speed.patch, speed.overlap)
+    inference = windows * speed.seconds_per_window
+    preparation = input_voxels / 1e6 * preparation_s_per_mvox + registrations * REGISTRATION_S
+    return TimeEstimate(inference + preparation, windows, inference, preparation)
