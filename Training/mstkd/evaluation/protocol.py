@@ -165,7 +165,7 @@ def segment_array(
 ) -> np.ndarray:
     """Label map of a (4, X, Y, Z) co-registered exam from the sequences of `subset` only."""
     present = subset.mask
-    normalised = normalise_sequences(images, present)
+    normalised = normalise_sequences(images, present, model.experiment.data.normalisation)
     mask = brain_mask(images, present)
     return predict_labels(
         model.network, model.patch, model.labels, normalised, present, device, overlap, bf16, mask=mask

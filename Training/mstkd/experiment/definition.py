@@ -53,6 +53,11 @@ class ExperimentConfig:
                 f"patch {list(self.patch)} must be three positive multiples of {multiple} "
                 f"(the total stride of the '{self.method}' network), e.g. {[5 * multiple] * 3}."
             )
+        if self.data.augmentation.rotate90_probability > 0 and self.patch[0] != self.patch[1]:
+            raise MSTKDError(
+                f"data.augmentation.rotate90_probability turns patches in their first two axes, so "
+                f"patch {list(self.patch)} needs equal first two sides (e.g. [112, 112, 112])."
+            )
         if self.method == "mstkd":
             smallest = ENCODER_STRIDE * 2 ** len(self.model.discriminator_widths)
             if min(self.patch) < smallest:

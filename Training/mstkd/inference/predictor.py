@@ -114,7 +114,13 @@ class Predictor:
         timings["read"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        exam = prepare_exam(images, self.model.spacing, reference, _preparation_reporter(report))
+        exam = prepare_exam(
+            images,
+            self.model.spacing,
+            reference,
+            _preparation_reporter(report),
+            self.model.experiment.data.normalisation,
+        )
         timings["preprocess"] = time.perf_counter() - started
 
         started = time.perf_counter()

@@ -27,19 +27,25 @@ DISCRIMINATED_STYLE = 1
 
 @dataclass
 class ObjectiveResult:
-    """The differentiable total, and every computed term (unweighted, detached) with its weight."""
+    """The differentiable total, and every computed term (unweighted, detached) with its weight.
+
+    `weighted` keeps each weighted term differentiable, so that the gradient each one sends
+    to a network can be measured apart (it shares the total's graph: no extra memory).
+    """
 
     total: Tensor
     terms: Dict[str, Tensor]
     weights: Dict[str, float]
+    weighted: Dict[str, Tensor]
 
 
 def _combine(weighted: List[Tuple[str, float, Tensor]]) -> ObjectiveResult:
-    total = sum(weight * value.float() for _, weight, value in weighted)
+    parts = {name: weight * value.float() for name, weight, value in weighted}
     return ObjectiveResult(
-        total=total,
+        total=sum(parts.values()),
         terms={name: value.detach() for name, _, value in weighted},
         weights={name: weight for name, weight, _ in weighted},
+        weighted=parts,
     )
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from mstkd.cases import Case
 from mstkd.conventions import REGIONS, LabelConvention, Subset, region_masks
-from mstkd.intensity import brain_mask, normalise_sequences
+from mstkd.intensity import ZSCORE, brain_mask, normalise_sequences
 from mstkd.metrics import dice
 from mstkd.prediction.labelmap import predict_labels
 from mstkd.training.data import LABEL, RAW, cached_transform, case_record
@@ -32,6 +32,7 @@ def validate(
     labels: LabelConvention,
     device: torch.device,
     bf16: bool = False,
+    normalisation: str = ZSCORE,
 ) -> Dict[str, float]:
     """Mean Dice of WT, TC, ET (and their mean) over every case and subset, whole volumes."""
     was_training = network.training
@@ -42,7 +43,7 @@ def validate(
             raw = np.asarray(case[RAW])
             reference = region_masks(np.asarray(case[LABEL])[0], labels)
             for subset in subsets:
-                image = normalise_sequences(raw, subset.mask)
+                image = normalise_sequences(raw, subset.mask, normalisation)
                 mask = brain_mask(raw, subset.mask)
                 predicted = predict_labels(
                     network, patch, labels, image, subset.mask, device, bf16=bf16, mask=mask
