@@ -138,6 +138,7 @@ UNREAD = {
     ),
     "gsme": ({"style_features": None}, {"gsme_matching", "gsme_adversarial"}),
     "dmld": ({"logits": None}, {"dmld_probability", "dmld_logit_kl"}),
+    "dmld_kl": ({"logits": None}, {"dmld_logit_kl"}),
     "content": ({"content": None}, {"content"}),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mstkd.checkpoint import load_checkpoint
 from mstkd.cli.main import main
@@ -86,9 +88,8 @@ def trained_and_untrained(experiment, run: Path):
 
 
 def test_a_short_mstkd_training_beats_the_untrained_model_on_held_out_soft_dice(phantom_root, tmp_path):
-    experiment = load_experiment(
-        TINY, tiny_settings(phantom_root, 30, **{"train.learning_rate": 3e-3, "train.val_every": 30})
-    )
+    settings = {"train.learning_rate": 3e-3, "train.val_every": 30, "train.gradient_norm_every": 15}
+    experiment = load_experiment(TINY, tiny_settings(phantom_root, 30, **settings))
     run = tmp_path / "run"
     assert Trainer(experiment, run).run() == 30
 
@@ -100,6 +101,13 @@ def test_a_short_mstkd_training_beats_the_untrained_model_on_held_out_soft_dice(
     assert after > 2 * before, (before, after)
     log = RunFiles(run).log.read_text()
     assert "validation Dice" in log and "segmentation_student" in log
+    assert re.search(r"dmld_probability=[0-9.e+-]+\*[0-9.e+-]+ ", log), "each term is logged with its weight"
+    norms = [line for line in log.splitlines() if "gradient norm on the student" in line]
+    assert len(norms) == 2, "every 15 steps"
+    norm = dict(pair.split("=") for pair in norms[-1].split("student ")[1].split())
+    assert float(norm["segmentation_teacher"]) == 0.0 and float(norm["segmentation_student"]) > 0
+    scalars = EventAccumulator(str(RunFiles(run).tensorboard)).Reload().Tags()["scalars"]
+    assert {"weight/dmld_probability", "gradient_norm/dmld_logit_kl", "loss/content"} <= set(scalars)
     best = load_checkpoint(RunFiles(run).best_student)
     assert best.metadata["method"] == "mstkd" and "validation_dice" in best.metadata
     assert list(RunFiles(run).tensorboard.glob("events.*")), "TensorBoard scalars are written"

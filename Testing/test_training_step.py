@@ -29,7 +29,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "Training" / "configs"
 )
 def test_loss_falls_on_a_fixed_batch(config, overrides, phantom_root):
     experiment = load_experiment(
-        CONFIGS / config, overrides + [f"data.root={phantom_root}", "train.steps=12"]
+        CONFIGS / config, overrides + [f"data.root={phantom_root}", "train.steps=12", "train.epochs=null"]
     )
     train = dataclasses.replace(experiment.train, learning_rate=2e-3)
     torch.manual_seed(0)

@@ -15,7 +15,9 @@ class LossConfig:
     """Weights and switches of the MST-KDNet, baseline and MAG-MS objectives (METHOD.md 1.3, 2).
 
     Switches `mstkd_distillation`, `gsme`, `dmld` and `content` remove a component from the
-    objective entirely (the paper's ablations switch off the first three).
+    objective entirely (the paper's ablations switch off the first three); `dmld_kl` removes
+    DMLD's logit KL alone (the released code's `slkd_loss`, the other reading of the paper's
+    "w/o SLKD" ablation row).
 
     Normalisations that differ from the reference code, so that every weight is O(1):
 
@@ -59,6 +61,7 @@ class LossConfig:
     # `dmld_rampup_epochs`, plus the KL of standardised logits at `dmld_temperature`, ramped
     # the same way to `dmld_kl_weight` over `dmld_kl_rampup_epochs` (0: full weight at once).
     dmld: bool = True
+    dmld_kl: bool = True
     dmld_probability_weight: float = 10.0
     dmld_rampup_epochs: float = 20.0
     dmld_kl_weight: float = 1.0

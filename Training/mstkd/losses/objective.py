@@ -89,15 +89,14 @@ class MSTKDObjective:
         if c.dmld:
             target = _teacher_side(teacher, c.dmld_detach_teacher)
             probability = probability_consistency_loss(target.probabilities, student.probabilities)
-            kl = standardised_logit_kl(
-                target.logits, student.logits, c.dmld_temperature, c.dmld_reference_standardisation
-            )
             probability_weight = rampup_weight(epoch, c.dmld_probability_weight, c.dmld_rampup_epochs)
-            kl_weight = rampup_weight(epoch, c.dmld_kl_weight, c.dmld_kl_rampup_epochs)
-            weighted += [
-                ("dmld_probability", probability_weight, probability),
-                ("dmld_logit_kl", kl_weight, kl),
-            ]
+            weighted.append(("dmld_probability", probability_weight, probability))
+            if c.dmld_kl:
+                kl = standardised_logit_kl(
+                    target.logits, student.logits, c.dmld_temperature, c.dmld_reference_standardisation
+                )
+                kl_weight = rampup_weight(epoch, c.dmld_kl_weight, c.dmld_kl_rampup_epochs)
+                weighted.append(("dmld_logit_kl", kl_weight, kl))
         if c.content:
             target = _teacher_side(teacher, c.content_detach_teacher)
             weighted.append(("content", c.content_weight, content_loss(target.content, student.content)))
