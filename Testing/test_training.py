@@ -123,11 +123,11 @@ def test_a_short_training_of_the_student_beats_the_untrained_model_on_validation
     run = tmp_path / "run"
     assert Trainer(experiment, run).run() == 200
 
-    val_cases, labels, trained, untrained = trained_and_untrained(experiment, run)
+    val_cases, _, trained, untrained = trained_and_untrained(experiment, run)
     subsets = parse_subsets("all;flair,t2;t1ce")
     cpu = torch.device("cpu")
-    before = validate(untrained, val_cases, subsets, experiment.patch, labels, cpu)
-    after = validate(trained, val_cases, subsets, experiment.patch, labels, cpu)
+    before = validate(untrained, val_cases, subsets, experiment, cpu)
+    after = validate(trained, val_cases, subsets, experiment, cpu)
     assert after["WT"] > before["WT"] + 0.2, (before, after)
     assert after[MEAN] > before[MEAN] + 0.05, (before, after)
 

@@ -1,11 +1,11 @@
-"""The `data:` and `train:` sections of an experiment config."""
+"""The `data:`, `train:` and `output:` sections of an experiment config."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from mstkd.conventions import DEFAULT_LABELS, label_convention
+from mstkd.conventions import DEFAULT_LABELS, LABEL_RULES, label_convention
 from mstkd.errors import MSTKDError
 from mstkd.intensity import NORMALISATIONS, ZSCORE
 
@@ -139,3 +139,44 @@ class TrainConfig:
                 raise MSTKDError(f"train.{name} must be positive or null, not {value}.")
         if self.learning_rate <= 0:
             raise MSTKDError(f"train.learning_rate must be positive, not {self.learning_rate}.")
+
+
+# Small ET is counted over the whole case (the MAG-MS reference) or per connected component.
+PER_CASE, PER_COMPONENT = "case", "component"
+ET_SCOPES = (PER_CASE, PER_COMPONENT)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """The `output:` section: how a model's probabilities become the label map it reports.
+
+    Recorded in every model file, so that validation, `mstkd evaluate-model` and the Predictor
+    apply the rule the model was trained and selected with.
+    """
+
+    label_rule: Optional[str] = None  # None: the method's own (see experiment.DEFAULT_LABEL_RULES)
+    threshold: float = 0.5
+    et_min_voxels: int = 0  # 0: keep every ET voxel; MAG-MS's reference: 500
+    et_min_voxels_per: str = PER_CASE
+
+    def __post_init__(self) -> None:
+        if self.label_rule is not None and self.label_rule not in LABEL_RULES:
+            raise MSTKDError(
+                f"output.label_rule must be one of {', '.join(LABEL_RULES)}, not {self.label_rule!r}."
+            )
+        if not 0.0 < self.threshold < 1.0:
+            raise MSTKDError(f"output.threshold must lie strictly between 0 and 1, not {self.threshold}.")
+        if self.et_min_voxels < 0:
+            raise MSTKDError(f"output.et_min_voxels must be 0 (off) or more, not {self.et_min_voxels}.")
+        if self.et_min_voxels_per not in ET_SCOPES:
+            raise MSTKDError(
+                f"output.et_min_voxels_per must be one of {', '.join(ET_SCOPES)}, "
+                f"not {self.et_min_voxels_per!r}."
+            )
+
+    @property
+    def rule(self) -> str:
+        """The label rule (a resolved config always names one)."""
+        if self.label_rule is None:
+            raise ValueError("this output config's label rule has not been resolved for a method")
+        return self.label_rule

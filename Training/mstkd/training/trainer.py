@@ -221,16 +221,7 @@ class Trainer:
 
     def _validate(self, current: int, val_cases: List) -> None:
         network = inference_network(self.experiment, self.networks)
-        scores = validate(
-            network,
-            val_cases,
-            self.val_subsets,
-            self.experiment.patch,
-            self.labels,
-            self.context.device,
-            self.train.bf16,
-            self.data.normalisation,
-        )
+        scores = validate(network, val_cases, self.val_subsets, self.experiment, self.context.device)
         self.log.info(
             "step %d validation Dice %s", current, " ".join(f"{k}={v:.4f}" for k, v in scores.items())
         )
