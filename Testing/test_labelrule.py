@@ -89,6 +89,7 @@ def test_small_enhancing_tumour_becomes_necrosis_per_case_or_per_component():
         ({"threshold": 1.0}, "strictly between"),
         ({"et_min_voxels": -1}, "0 \\(off\\)"),
         ({"et_min_voxels_per": "lesion"}, "case, component"),
+        ({"blending": "linear"}, "gaussian, constant"),
     ],
 )
 def test_bad_output_settings_are_refused(data, message):

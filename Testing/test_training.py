@@ -161,7 +161,9 @@ def test_a_run_stopped_by_sigterm_and_resumed_equals_one_run_straight_through(ph
 
 def test_torchrun_with_two_processes_keeps_both_ranks_identical(phantom_root, tmp_path):
     run = tmp_path / "ddp"
-    settings = [s for pair in (("--set", s) for s in tiny_settings(phantom_root, 3)) for s in pair]
+    # Rank 0 alone measures the gradient norms (one extra local backward per term), mid-run.
+    options = tiny_settings(phantom_root, 3, **{"train.gradient_norm_every": 2})
+    settings = [s for pair in (("--set", s) for s in options) for s in pair]
     command = [
         sys.executable,
         "-m",
@@ -189,6 +191,7 @@ def test_torchrun_with_two_processes_keeps_both_ranks_identical(phantom_root, tm
     assert result.returncode == 0, result.stderr[-3000:]
     log = RunFiles(run).log.read_text()
     assert "step 3: weights identical on all 2 ranks" in log
+    assert "step 2 gradient norm on the student" in log
     assert load_checkpoint(RunFiles(run).weights).metadata["step"] == 3
     assert result.stdout.count("Trained to step 3") == 1, "only rank 0 reports"
 

@@ -144,6 +144,10 @@ class TrainConfig:
 # Small ET is counted over the whole case (the MAG-MS reference) or per connected component.
 PER_CASE, PER_COMPONENT = "case", "component"
 ET_SCOPES = (PER_CASE, PER_COMPONENT)
+# How overlapping sliding windows are averaged (MONAI's modes): Gaussian weights favouring each
+# window's centre, or uniform weights (MONAI's default, which MAG-MS's reference uses).
+GAUSSIAN_BLENDING, CONSTANT_BLENDING = "gaussian", "constant"
+BLENDINGS = (GAUSSIAN_BLENDING, CONSTANT_BLENDING)
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ class OutputConfig:
     threshold: float = 0.5
     et_min_voxels: int = 0  # 0: keep every ET voxel; MAG-MS's reference: 500
     et_min_voxels_per: str = PER_CASE
+    blending: str = GAUSSIAN_BLENDING
 
     def __post_init__(self) -> None:
         if self.label_rule is not None and self.label_rule not in LABEL_RULES:
@@ -168,6 +173,8 @@ class OutputConfig:
             raise MSTKDError(f"output.threshold must lie strictly between 0 and 1, not {self.threshold}.")
         if self.et_min_voxels < 0:
             raise MSTKDError(f"output.et_min_voxels must be 0 (off) or more, not {self.et_min_voxels}.")
+        if self.blending not in BLENDINGS:
+            raise MSTKDError(f"output.blending must be one of {', '.join(BLENDINGS)}, not {self.blending!r}.")
         if self.et_min_voxels_per not in ET_SCOPES:
             raise MSTKDError(
                 f"output.et_min_voxels_per must be one of {', '.join(ET_SCOPES)}, "

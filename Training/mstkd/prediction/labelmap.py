@@ -79,6 +79,7 @@ def predict_labels(
         overlap,
         bf16,
         windows_per_batch,
+        output.blending,
     )
     labels[box] = probabilities_to_labels(scores[0], convention, output.rule, output.threshold).numpy()
     labels[~mask] = 0

@@ -1,4 +1,4 @@
-"""From per-channel probabilities to a label map: the label rule, then the small-ET clean-up.
+"""From per-channel probabilities to a label map: window blending, the label rule, the small-ET clean-up.
 
 The networks give one probability per channel of conventions.MODEL_CHANNELS (NCR, ED, ET,
 background). Three rules turn them into labels:
@@ -32,7 +32,7 @@ from mstkd.conventions import (
     LabelConvention,
 )
 from mstkd.errors import MSTKDError
-from mstkd.experiment.sections import PER_CASE, OutputConfig
+from mstkd.experiment.sections import GAUSSIAN_BLENDING, PER_CASE, OutputConfig
 
 EXCLUSIVE, INDEPENDENT, ARGMAX = EXCLUSIVE_RULE, INDEPENDENT_RULE, ARGMAX_RULE
 
@@ -45,6 +45,8 @@ def describe_output(output: OutputConfig) -> str:
     line = f"label rule {output.rule}"
     if output.rule != ARGMAX:
         line += f" (threshold {output.threshold:g})"
+    if output.blending != GAUSSIAN_BLENDING:
+        line += f", {output.blending} window blending"
     if output.et_min_voxels:
         line += f", ET under {output.et_min_voxels} voxels per {output.et_min_voxels_per} relabelled NCR"
     return line

@@ -9,6 +9,7 @@ from monai.inferers import sliding_window_inference
 from torch import Tensor, nn
 
 from mstkd.devices import autocast
+from mstkd.experiment.sections import GAUSSIAN_BLENDING
 from mstkd.models.magms import MAGMSNet
 from mstkd.models.mstkdnet import MSTKDNet
 
@@ -38,8 +39,12 @@ def predict_scores(
     overlap: float = 0.5,
     bf16: bool = False,
     windows_per_batch: int = 4,
+    blending: str = GAUSSIAN_BLENDING,
 ) -> Tensor:
-    """(B, 4, X, Y, Z) image -> (B, 4, X, Y, Z) float32 scores on the CPU, windows run on `device`."""
+    """(B, 4, X, Y, Z) image -> (B, 4, X, Y, Z) float32 scores on the CPU, windows run on `device`.
+
+    Overlapping windows are averaged as `blending` says (mstkd.experiment.sections.BLENDINGS).
+    """
     with autocast(device, bf16):
         scores = sliding_window_inference(
             image,
@@ -47,7 +52,7 @@ def predict_scores(
             sw_batch_size=windows_per_batch,
             predictor=lambda window: score(window).float(),
             overlap=overlap,
-            mode="gaussian",
+            mode=blending,
             sw_device=device,
             device=torch.device("cpu"),
         )
