@@ -32,6 +32,12 @@ def test_defaults_are_the_papers():
     assert not (config.dmld_reference_standardisation or config.magms_detach_fused_target)
 
 
+def test_dmld_detaches_the_teacher_by_default_but_not_in_the_papers_recipe():
+    assert LossConfig().dmld_detach_teacher
+    assert not any((LossConfig().mstkd_detach_teacher, LossConfig().content_detach_teacher))
+    assert not load_experiment(CONFIGS / "paper.yaml").loss.dmld_detach_teacher
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

@@ -41,10 +41,12 @@ class LossConfig:
       magnitude at its batch size, and the default 1.0 is 4x it. The reference does not ramp
       the KL (`dmld_kl_rampup_epochs: 0`).
 
-    Detaching: teacher and student are co-trained online, so by default every distillation
-    term pulls both networks towards each other, as in the reference. A `*_detach_teacher`
-    switch makes the teacher's side of that term a fixed target, so the term trains the
-    student only (the teacher still learns from its own segmentation loss).
+    Detaching: teacher and student are co-trained online, so a distillation term pulls both
+    networks towards each other, as in the reference. A `*_detach_teacher` switch makes the
+    teacher's side of that term a fixed target, so the term trains the student only (the
+    teacher still learns from its own segmentation loss). DMLD's is on by default: in short
+    runs its probability MSE held both networks in a trivial state (README, "A caution for
+    very short runs"); `paper.yaml` switches it off, as the reference co-trains.
     """
 
     # Segmentation: soft Dice on every output channel, teacher and student.
@@ -67,7 +69,7 @@ class LossConfig:
     dmld_kl_weight: float = 1.0
     dmld_kl_rampup_epochs: float = 0.0
     dmld_temperature: float = 7.0
-    dmld_detach_teacher: bool = False
+    dmld_detach_teacher: bool = True
     # True reproduces the released code's z-score over the last spatial axis (a bug);
     # False standardises over the class axis per voxel, as the method defines.
     dmld_reference_standardisation: bool = False
