@@ -29,8 +29,8 @@ from mstkd.training.data import STUDENT, TrainingDataset, collate
 from mstkd.training.run import choose_split, select, usable_cases
 from mstkd.training.validation import load_validation_cases, validate
 
-# Epochs of the training stream the recalibration patches come from (past any run's own).
-RECALIBRATION_EPOCH = 100_000
+# The epoch of the training stream the recalibration patches start at (past a short run's own).
+RECALIBRATION_EPOCH = 1000
 
 
 def bench_batchnorm(
