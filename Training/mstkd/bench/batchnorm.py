@@ -16,7 +16,7 @@ from torch import Tensor
 
 from mstkd.conventions import Subset, label_convention
 from mstkd.errors import MSTKDError
-from mstkd.inference.model import TrainedModel
+from mstkd.inference.model_file import TrainedModel
 from mstkd.models.batchnorm import (
     PER_SAMPLE,
     RECALIBRATED,

@@ -72,9 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     batchnorm.add_argument(
         "--patches", type=int, default=200, help="training patches for recalibration (default 200)"
     )
-    batchnorm.add_argument(
-        "--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)"
-    )
+    add_device(batchnorm)
     batchnorm.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     batchnorm.set_defaults(run=run_batchnorm)
 

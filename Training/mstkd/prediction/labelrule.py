@@ -1,4 +1,4 @@
-"""From per-channel probabilities to a label map: window blending, the label rule, the small-ET clean-up.
+"""From per-channel probabilities to a label map: the label rule, then the small-ET clean-up.
 
 The networks give one probability per channel of conventions.MODEL_CHANNELS (NCR, ED, ET,
 background). Three rules turn them into labels:
