@@ -1,13 +1,28 @@
-"""The 15-subset protocol on a real (briefly trained) model and real phantom files."""
+"""The 15-subset protocol, whole-volume and the MST-KDNet code's, on real (briefly trained) models."""
 
 from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
+import numpy as np
+import pytest
+import torch
+
+from mstkd.cases import discover_cases
+from mstkd.checkpoint import load_checkpoint
 from mstkd.cli.main import main
-from mstkd.conventions import SUBSETS
+from mstkd.conventions import REGIONS, SEQUENCES, SUBSETS, parse_subsets
+from mstkd.experiment import load_experiment
+from mstkd.imageio import image_to_array, read_image
+from mstkd.inference.model_file import load_trained_model
+from mstkd.intensity import normalise_sequences
 from mstkd.splits import write_split
+from mstkd.training.run import RunFiles
+from mstkd.training.trainer import Trainer
+
+CONFIGS = Path(__file__).resolve().parents[1] / "Training" / "configs"
 
 
 def test_protocol_tables_have_fifteen_rows_in_paper_order_and_a_named_header(
@@ -86,3 +101,70 @@ def test_a_file_that_is_not_a_model_is_refused(phantom_root, tmp_path, capsys):
         == 2
     )
     assert "not a readable mstkd checkpoint" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def minmax_model_file(phantom_root, tmp_path_factory):
+    """A tiny MST-KDNet trained (two steps) on min-max scaled inputs, as the MST-KDNet code scales them."""
+    settings = [
+        f"data.root={phantom_root}",
+        "data.workers=0",
+        "data.normalisation=minmax",
+        "train.steps=2",
+        "train.val_subsets=all",
+    ]
+    run = tmp_path_factory.mktemp("minmax-run")
+    Trainer(load_experiment(CONFIGS / "tiny.yaml", settings), run).run()
+    return RunFiles(run).student
+
+
+def reference_formula_dice(model_file, case, subset):
+    """The MST-KDNet code's test loop, written out: centre crop, sigmoid > 0.5 per channel, Dice +1."""
+    network = load_trained_model(model_file, torch.device("cpu")).network
+    volumes = [image_to_array(read_image(case.sequences[s])).astype(np.float64) for s in SEQUENCES]
+    if load_checkpoint(model_file).metadata["experiment"]["data"]["normalisation"] == "minmax":
+        volumes = [(v - v.min()) / (v.max() - v.min()) for v in volumes]  # data.py `normlize`
+    else:
+        volumes = list(normalise_sequences(np.stack(volumes), (True,) * 4))
+    batch_x = np.stack(volumes) * np.array(subset.mask, dtype=np.float64)[:, None, None, None]
+    seg = image_to_array(read_image(case.segmentation))
+    (h, w, d), (ch, cw, cd) = seg.shape, network.patch
+    sx, sy, sz = (h - ch - 1) // 2, (w - cw - 1) // 2, (d - cd - 1) // 2  # data.py `center_crop`
+    x = batch_x[:, sx : sx + ch, sy : sy + cw, sz : sz + cd]
+    y = seg[sx : sx + ch, sy : sy + cw, sz : sz + cd]
+    with torch.no_grad():
+        seg_m = network(torch.tensor(x, dtype=torch.float32)[None]).probabilities[0].numpy()
+    net, snfh, et = seg_m[0] > 0.5, seg_m[1] > 0.5, seg_m[2] > 0.5  # utils.py `get_mask_divide`
+    predicted = {"WT": net | snfh | et, "TC": net | et, "ET": et}
+    truth = {"WT": y > 0, "TC": (y == 1) | (y == 4), "ET": y == 4}
+    return {
+        r: (2.0 * (predicted[r] & truth[r]).sum() + 1.0) / (predicted[r].sum() + truth[r].sum() + 1.0)
+        for r in REGIONS
+    }
+
+
+@pytest.mark.parametrize("normalisation", ["zscore", "minmax"])
+def test_the_reference_protocol_gives_the_mstkdnet_codes_numbers(
+    normalisation, tiny_model_file, minmax_model_file, phantom_root, tmp_path
+):
+    model_file = minmax_model_file if normalisation == "minmax" else tiny_model_file
+    case = next(c for c in discover_cases(phantom_root).cases if c.case_id == "BraTS2021_00004")
+    split = write_split(tmp_path / "test.txt", [case.case_id])
+    out = tmp_path / "evaluation"
+    arguments = ["--checkpoint", str(model_file), "--data", str(phantom_root), "--split", str(split)]
+    options = ["--subsets", "all;flair,t2", "--protocol", "reference", "--device", "cpu", "--out", str(out)]
+    assert main(["evaluate-model", *arguments, *options]) == 0
+
+    table = json.loads((out / "table.json").read_text())
+    assert table["protocol"] == "reference" and table["convention"] == "mstkdnet-ref"
+    assert "label rule independent (threshold 0.5)" in table["output"]
+    for row, subset in zip(table["table"], parse_subsets("all;flair,t2")):
+        expected = reference_formula_dice(model_file, case, subset)
+        for region in REGIONS:
+            assert row[f"dice_{region}"] == pytest.approx(expected[region], abs=1e-9), (subset, region)
+
+
+def test_the_reference_protocol_refuses_a_label_rule(tiny_model_file, phantom_root, tmp_path, capsys):
+    arguments = ["--checkpoint", str(tiny_model_file), "--data", str(phantom_root), "--device", "cpu"]
+    status = main(["evaluate-model", *arguments, "--protocol", "reference", "--label-rule", "exclusive"])
+    assert status == 2 and "--protocol reference scores as the MST-KDNet code" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -137,6 +138,7 @@ UNREAD = {
     ),
     "gsme": ({"style_features": None}, {"gsme_matching", "gsme_adversarial"}),
     "dmld": ({"logits": None}, {"dmld_probability", "dmld_logit_kl"}),
+    "dmld_kl": ({"logits": None}, {"dmld_logit_kl"}),
     "content": ({"content": None}, {"content"}),
 }
 
@@ -161,8 +163,9 @@ def test_gsme_needs_the_discriminator():
 def test_gradients_reach_the_student_always_and_the_teacher_where_co_trained(term):
     only = {field: 0.0 for field in WEIGHTS.values()}
     only[WEIGHTS[term]] = 1.0
+    co_trained = LossConfig(**only, dmld_detach_teacher=False)
     teacher, student, critic = with_grad(leaves()), with_grad(leaves()), discriminator()
-    result = MSTKDObjective(LossConfig(**only))(output(teacher), output(student), one_hot(), 50.0, critic)
+    result = MSTKDObjective(co_trained)(output(teacher), output(student), one_hot(), 50.0, critic)
     result.total.backward()
 
     teacher_trained = term not in ("segmentation_student", "gsme_adversarial")
@@ -172,6 +175,48 @@ def test_gradients_reach_the_student_always_and_the_teacher_where_co_trained(ter
     untouched = [name for name in LEAF if LEAF[name] != LEAF[term]]
     assert all(grad_size(teacher[LEAF[n]]) == 0 and grad_size(student[LEAF[n]]) == 0 for n in untouched)
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in critic.parameters())
+
+
+# Each distillation term's detach-the-teacher switch.
+DETACH = {
+    "mstkd_features": "mstkd_detach_teacher",
+    "mstkd_attention": "mstkd_detach_teacher",
+    "dmld_probability": "dmld_detach_teacher",
+    "dmld_logit_kl": "dmld_detach_teacher",
+    "content": "content_detach_teacher",
+    "gsme_matching": "gsme_detach_teacher",
+}
+
+
+@pytest.mark.parametrize("term", sorted(DETACH))
+def test_detaching_the_teacher_stops_a_terms_gradients_at_the_teacher_only(term):
+    only = {field: 0.0 for field in WEIGHTS.values()}
+    only[WEIGHTS[term]] = 1.0
+    config = LossConfig(**only, **{DETACH[term]: True})
+    teacher, student = with_grad(leaves()), with_grad(leaves())
+    result = MSTKDObjective(config)(output(teacher), output(student), one_hot(), 50.0, discriminator())
+    teacher_leaf, student_leaf = teacher[LEAF[term]], student[LEAF[term]]
+    tensors = (
+        [*teacher_leaf, *student_leaf] if isinstance(teacher_leaf, list) else [teacher_leaf, student_leaf]
+    )
+    gradients = torch.autograd.grad(result.total, tensors, allow_unused=True)
+    half = len(gradients) // 2
+    assert all(g is None or g.abs().sum() == 0 for g in gradients[:half]), "the teacher gets no gradient"
+    assert sum(float(g.abs().sum()) for g in gradients[half:] if g is not None) > 0, "the student does"
+
+    attached = MSTKDObjective(dataclasses.replace(config, **{DETACH[term]: False}))(
+        output(teacher), output(student), one_hot(), 50.0, discriminator()
+    )
+    assert torch.allclose(attached.terms[term], result.terms[term]), "detaching leaves the value alone"
+
+
+def test_the_logit_kl_ramps_up_on_its_own_schedule():
+    config = LossConfig(dmld_kl_weight=0.25, dmld_kl_rampup_epochs=10.0, dmld_rampup_epochs=0.0, gsme=False)
+    early = MSTKDObjective(config)(output(leaves()), output(leaves()), one_hot(), 0.0)
+    late = MSTKDObjective(config)(output(leaves()), output(leaves()), one_hot(), 10.0)
+    assert early.weights["dmld_logit_kl"] == pytest.approx(0.25 * math.exp(-5.0))
+    assert late.weights["dmld_logit_kl"] == 0.25
+    assert early.weights["dmld_probability"] == late.weights["dmld_probability"] == 10.0
 
 
 def test_student_segmentation_uses_the_students_own_background():

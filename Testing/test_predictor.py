@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from mstkd.conventions import label_convention
+from mstkd.conventions import label_convention, region_masks
 from mstkd.errors import MSTKDError
 from mstkd.files import sha256_of
 from mstkd.imageio import image_to_array
@@ -159,3 +159,20 @@ def test_the_predictor_reports_a_fallback_in_its_progress_and_result(predictor, 
     assert sum("ran out of memory" in e.message for e in events) == 2
     assert [note["kind"] for note in result.notes] == ["fallback", "fallback"]
     assert result.summary()["notes"] == result.notes
+
+
+def test_the_label_rule_is_the_models_unless_the_caller_chooses_another(
+    predictor, tiny_model_file, phantom_root
+):
+    images = {s: case_file(phantom_root, s) for s in ("flair", "t1ce", "t2")}
+    own = predictor.segment(images)
+    independent = Predictor(tiny_model_file, device="cpu", label_rule="independent").segment(images)
+    assert any("label rule exclusive (threshold 0.5)" in step for step in own.steps)
+    assert any("label rule independent (threshold 0.5)" in step for step in independent.steps)
+    exclusive_regions = region_masks(image_to_array(own.labels), predictor.model.labels)
+    independent_regions = region_masks(image_to_array(independent.labels), predictor.model.labels)
+    # One threshold decides the whole tumour under both rules; the independent rule only adds
+    # core and enhancing voxels (those where NCR or ET is on but ED is more probable).
+    assert np.array_equal(exclusive_regions["WT"], independent_regions["WT"])
+    for region in ("TC", "ET"):
+        assert not (exclusive_regions[region] & ~independent_regions[region]).any()

@@ -271,13 +271,13 @@ def test_a_read_only_run_folder_is_refused_before_anything_is_built(training, ca
 def test_overwrite_starts_the_run_afresh_without_mixing_the_old_log(training, capsys):
     files = RunFiles(training.run)
     old_log = files.log.read_text()
-    assert "step 2 loss" in old_log
+    assert "step 2 epoch" in old_log
     status, first, out, _ = run_command(
         capsys, "train", ["--config", training.config, "--out", training.run, "--overwrite"]
     )
     assert status == 0, first
     log = files.log.read_text()
-    assert "step 1 loss" in log and "step 2 loss" not in log
+    assert "step 1 epoch" in log and "step 2 epoch" not in log
     assert load_checkpoint(files.weights).metadata["step"] == 1
     assert not list(training.run.glob(".*"))
 

@@ -12,6 +12,7 @@ from mstkd.cases import discover_cases
 from mstkd.conventions import label_convention
 from mstkd.experiment import build_networks, load_experiment
 from mstkd.training.data import TrainingDataset, collate
+from mstkd.training.schedule import Schedule
 from mstkd.training.steps import TrainingStep, trainable_module
 
 CONFIGS = Path(__file__).resolve().parents[1] / "Training" / "configs"
@@ -28,7 +29,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "Training" / "configs"
 )
 def test_loss_falls_on_a_fixed_batch(config, overrides, phantom_root):
     experiment = load_experiment(
-        CONFIGS / config, overrides + [f"data.root={phantom_root}", "train.steps=12"]
+        CONFIGS / config, overrides + [f"data.root={phantom_root}", "train.steps=12", "train.epochs=null"]
     )
     train = dataclasses.replace(experiment.train, learning_rate=2e-3)
     torch.manual_seed(0)
@@ -45,6 +46,7 @@ def test_loss_falls_on_a_fixed_batch(config, overrides, phantom_root):
         trainable_module(experiment, networks),
         label_convention(experiment.data.labels),
         torch.device("cpu"),
+        Schedule(total_steps=12, steps_per_epoch=1),
     )
     losses = [step(batch, epoch=0.0).total for _ in range(10)]
     assert all(torch.isfinite(torch.tensor(losses)))

@@ -275,6 +275,14 @@ def parse_device(name: str) -> str:
     )
 
 
+# How per-channel probabilities become labels (mstkd.prediction.labelrule explains each rule).
+EXCLUSIVE_RULE, INDEPENDENT_RULE, ARGMAX_RULE = "exclusive", "independent", "argmax"
+LABEL_RULES: Tuple[str, ...] = (EXCLUSIVE_RULE, INDEPENDENT_RULE, ARGMAX_RULE)
+
+# Evaluation protocols of a model (mstkd.protocol explains each).
+WHOLE_VOLUME_PROTOCOL, REFERENCE_PROTOCOL = "whole-volume", "reference"
+PROTOCOLS: Tuple[str, ...] = (WHOLE_VOLUME_PROTOCOL, REFERENCE_PROTOCOL)
+
 # Tumour sub-regions (disjoint labels) and the evaluated regions built from them.
 SUBREGIONS: Tuple[str, ...] = ("ncr", "ed", "et")
 SUBREGION_NAMES: Dict[str, str] = {

@@ -1,4 +1,4 @@
-"""Intensity normalisation from the sequences present: brain mask, z-score, zero-fill for the rest.
+"""Intensity normalisation from the sequences present: brain mask, z-score (or min-max), zero-fill.
 
 The mask comes from the AVAILABLE sequences only, so a model never learns from (or leaks)
 information a missing sequence would have carried. Each sequence is z-scored over the voxels it
@@ -19,6 +19,11 @@ from mstkd.errors import MSTKDError
 
 _MIN_STD = 1e-6
 
+# z-score over each sequence's brain (the community standard, our default), or the MST-KDNet
+# reference's min-max scaling of each whole volume to [0, 1], background included.
+ZSCORE, MINMAX = "zscore", "minmax"
+NORMALISATIONS = (ZSCORE, MINMAX)
+
 
 def brain_mask(volumes: np.ndarray, present: Sequence[bool]) -> np.ndarray:
     """Voxels where any present sequence is non-zero (skull-stripped images are 0 outside)."""
@@ -37,16 +42,29 @@ def zscore(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def normalise_sequences(volumes: np.ndarray, present: Sequence[bool]) -> np.ndarray:
-    """(4, D, H, W) raw volumes in canonical order -> z-scored present channels, absent ones zero.
+def minmax(volume: np.ndarray) -> np.ndarray:
+    """Scale a whole volume to [0, 1] by its minimum and maximum (0 for a constant volume)."""
+    low, high = float(volume.min()), float(volume.max())
+    if high - low < _MIN_STD:
+        return np.zeros(volume.shape, dtype=np.float32)
+    return ((volume.astype(np.float32) - np.float32(low)) / np.float32(high - low)).astype(np.float32)
 
-    Each present channel is z-scored over its own non-zero voxels and is 0 elsewhere.
+
+def normalise_sequences(volumes: np.ndarray, present: Sequence[bool], method: str = ZSCORE) -> np.ndarray:
+    """(4, D, H, W) raw volumes in canonical order -> normalised present channels, absent ones zero.
+
+    z-score: each present channel over its own non-zero voxels, 0 elsewhere. min-max: each
+    present channel over its whole volume, as the MST-KDNet reference.
     """
     _check(volumes, present)
+    if method not in NORMALISATIONS:
+        raise MSTKDError(f"Unknown normalisation {method!r}; choose one of {', '.join(NORMALISATIONS)}.")
     out = np.zeros(volumes.shape, dtype=np.float32)
     for channel, available in enumerate(present):
-        if available:
-            out[channel] = zscore(volumes[channel], volumes[channel] != 0)
+        if not available:
+            continue
+        volume = volumes[channel]
+        out[channel] = zscore(volume, volume != 0) if method == ZSCORE else minmax(volume)
     return out
 
 

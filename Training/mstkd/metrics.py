@@ -61,6 +61,9 @@ class MetricConvention:
         )
 
 
+# The MST-KDNet code's scores (`mstkd evaluate-model --protocol reference` uses them by default).
+REFERENCE_CODE_CONVENTION = "mstkdnet-ref"
+
 METRIC_CONVENTIONS: Dict[str, MetricConvention] = {
     c.name: c
     for c in (
@@ -79,7 +82,7 @@ METRIC_CONVENTIONS: Dict[str, MetricConvention] = {
         # returns 0.0 when either mask is empty, else medpy's pooled 95th percentile. Its utils.py
         # calls hd95 without voxel spacing; on BraTS's 1 mm grids that equals the spacing used here.
         MetricConvention(
-            "mstkdnet-ref",
+            REFERENCE_CODE_CONVENTION,
             "MST-KDNet reference code: Dice = (2|A&B|+1)/(|A|+|B|+1); HD95 0 if either mask is empty, "
             "else the pooled 95th percentile as in brats-legacy",
             dice_smoothing=1.0,

@@ -1,4 +1,4 @@
-"""Between label maps and the networks' output channels (conventions.MODEL_CHANNELS)."""
+"""From label maps to the networks' output channels (conventions.MODEL_CHANNELS), the training target."""
 
 from __future__ import annotations
 
@@ -15,13 +15,3 @@ def labels_to_channels(labels: torch.Tensor, convention: LabelConvention) -> tor
     tumour = [labels == convention.values[name] for name in MODEL_CHANNELS[:-1]]
     background = ~torch.stack(tumour).any(dim=0)
     return torch.stack([*tumour, background], dim=-4).float()
-
-
-def channels_to_labels(scores: torch.Tensor, convention: LabelConvention) -> torch.Tensor:
-    """Per-channel scores (..., 4, D, H, W) -> label map (..., D, H, W): the best channel wins."""
-    values = torch.tensor(
-        [convention.values[name] for name in MODEL_CHANNELS[:-1]] + [0],
-        dtype=torch.uint8,
-        device=scores.device,
-    )
-    return values[scores.argmax(dim=-4)]

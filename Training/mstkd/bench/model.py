@@ -13,6 +13,7 @@ from mstkd.conventions import SEQUENCES, label_convention
 from mstkd.devices import autocast, supports_bf16
 from mstkd.experiment import ExperimentConfig, build_inference_network, build_networks
 from mstkd.training.data import LABEL, STUDENT, TEACHER
+from mstkd.training.schedule import Schedule
 from mstkd.training.steps import TrainingStep, trainable_module
 
 
@@ -57,9 +58,13 @@ def _training_step(
 ) -> Measurement:
     torch.manual_seed(0)
     networks = build_networks(experiment, device)
-    train = dataclasses.replace(experiment.train, bf16=bf16, steps=max(experiment.train.steps, repeats + 2))
+    train = dataclasses.replace(experiment.train, bf16=bf16)
+    # The learning rate must not decay to 0 within the measured steps.
+    schedule = Schedule(total_steps=repeats + 2, steps_per_epoch=1)
     labels = label_convention(experiment.data.labels)
-    step = TrainingStep(experiment, train, networks, trainable_module(experiment, networks), labels, device)
+    step = TrainingStep(
+        experiment, train, networks, trainable_module(experiment, networks), labels, device, schedule
+    )
     batch = synthetic_batch(experiment, train.batch_size)
     return measure(lambda: step(batch, epoch=0.0), device, repeats)
 

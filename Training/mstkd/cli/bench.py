@@ -12,7 +12,7 @@ from mstkd.files import write_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `bench model` and `bench inference`."""
+    """Add `bench model`, `bench inference` and `bench batchnorm`."""
     parser = subparsers.add_parser("bench", help="measure speed and memory of training and inference")
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
     model = tasks.add_parser(
@@ -75,6 +75,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     engine.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     engine.set_defaults(run=run_engine)
+
+    batchnorm = tasks.add_parser(
+        "batchnorm",
+        help="held-out Dice of a trained model with running, recalibrated or per-sample BatchNorm statistics",
+        description=(
+            "Score a trained model's held-out cases (the validation and test parts of its own seeded "
+            "split, recomputed over the cases in --data) three times: with BatchNorm's running statistics "
+            "(.eval()), with statistics recalibrated by one pass over --patches training patches, and with "
+            "each sample's own statistics (as in training at batch 1). Dice per region under the model's "
+            "label rule."
+        ),
+    )
+    batchnorm.add_argument("--model", required=True, metavar="NAME|PATH", help="registry name or model file")
+    batchnorm.add_argument("--data", type=Path, required=True, help="the cases the model was trained on")
+    batchnorm.add_argument(
+        "--subsets", help="';'-separated subsets to score (default: those the model was validated on)"
+    )
+    batchnorm.add_argument(
+        "--patches", type=int, default=200, help="training patches for recalibration (default 200)"
+    )
+    add_device(batchnorm)
+    batchnorm.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    batchnorm.set_defaults(run=run_batchnorm)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -190,6 +213,32 @@ def run_engine(args: argparse.Namespace) -> int:
         "ratio": times.ratio,
         "cpu_ratio": times.cpu_ratio,
     }
+    print(json.dumps(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def run_batchnorm(args: argparse.Namespace) -> int:
+    """Measure, print the table, then the JSON."""
+    from mstkd.bench.batchnorm import bench_batchnorm
+    from mstkd.conventions import parse_subsets
+    from mstkd.inference.predictor import Predictor
+
+    predictor = Predictor(args.model, args.device)
+    model = predictor.model
+    subsets = parse_subsets(args.subsets or model.experiment.train.val_subsets)
+    results = bench_batchnorm(model, args.data, subsets, max(1, args.patches), predictor.device)
+    print(
+        f"mstkd bench batchnorm: model {predictor.name}, sha256 {predictor.sha256[:12]}..., held-out cases "
+        f"of {args.data}, subsets {', '.join(s.name for s in subsets)}, {args.patches} recalibration "
+        f"patches, device {predictor.device}"
+    )
+    regions = list(next(iter(results.values())))
+    print(f"{'statistics':<14}" + "".join(f"{region:>8}" for region in regions))
+    for name, scores in results.items():
+        print(f"{name:<14}" + "".join(f"{scores[region]:>8.4f}" for region in regions))
+    report = {"model": predictor.name, "sha256": predictor.sha256, "patches": args.patches, "dice": results}
     print(json.dumps(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from mstkd.cli.options import add_device
-from mstkd.metrics import DEFAULT_METRIC_CONVENTION, METRIC_CONVENTIONS
+from mstkd.conventions import LABEL_RULES, PROTOCOLS, REFERENCE_PROTOCOL
+from mstkd.metrics import DEFAULT_METRIC_CONVENTION, METRIC_CONVENTIONS, REFERENCE_CODE_CONVENTION
 
 EVERY_SUBSET = "all"
 
@@ -17,9 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate-model",
         help="evaluate a model file on the 15-subset protocol",
         description=(
-            "Segment every case of DATA (restricted to --split) from each requested subset of sequences with "
-            "sliding windows over the whole volume, score WT/TC/ET (Dice, HD95) and write tables in the "
-            "papers' column order (table.md, table.csv, table.json) and per-case scores (cases.csv)."
+            "Segment every case of DATA (restricted to --split) from each requested subset of sequences, "
+            "score WT/TC/ET (Dice, HD95) and write tables in the papers' column order (table.md, table.csv, "
+            "table.json) and per-case scores (cases.csv). --protocol whole-volume (default): sliding windows "
+            "over the whole brain, the model's own label rule. --protocol reference: the MST-KDNet code's "
+            "scoring (one centre crop of the model's patch, each channel thresholded at 0.5, the "
+            "mstkdnet-ref convention unless --convention says otherwise)."
         ),
     )
     parser.add_argument(
@@ -34,11 +38,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=EVERY_SUBSET,
         help="'all' for the 15 subsets of the protocol, or a ';'-separated list such as 'flair,t2;t1ce'",
     )
+    parser.add_argument("--protocol", default=PROTOCOLS[0], choices=PROTOCOLS, help=f"default {PROTOCOLS[0]}")
     parser.add_argument(
         "--convention",
-        default=DEFAULT_METRIC_CONVENTION,
         choices=sorted(METRIC_CONVENTIONS),
-        help=f"metric convention (default {DEFAULT_METRIC_CONVENTION})",
+        help=f"metric convention (default {DEFAULT_METRIC_CONVENTION}; "
+        f"{REFERENCE_CODE_CONVENTION} with --protocol {REFERENCE_PROTOCOL})",
+    )
+    parser.add_argument(
+        "--label-rule",
+        choices=LABEL_RULES,
+        help="how probabilities become labels (default: the rule recorded in the model file)",
+    )
+    parser.add_argument(
+        "--et-min-voxels",
+        type=int,
+        help="relabel as NCR an enhancing tumour under this many voxels (default: the model file's; 0 = off)",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("evaluation"), help="output folder (default ./evaluation)"
@@ -60,7 +75,15 @@ def run(args: argparse.Namespace) -> int:
     from mstkd.progress import progress
     from mstkd.splits import read_split
 
-    convention = metric_convention(args.convention)
+    reference = args.protocol == REFERENCE_PROTOCOL
+    if reference and (args.label_rule or args.et_min_voxels is not None):
+        raise MSTKDError(
+            "--protocol reference scores as the MST-KDNet code does (each channel at 0.5, no clean-up); "
+            "drop --label-rule and --et-min-voxels, or use --protocol whole-volume."
+        )
+    convention = metric_convention(
+        args.convention or (REFERENCE_CODE_CONVENTION if reference else DEFAULT_METRIC_CONVENTION)
+    )
     subsets = SUBSETS if args.subsets.strip().lower() == EVERY_SUBSET else parse_subsets(args.subsets)
     discovery = discover_cases(args.data)
     cases = [c for c in discovery.cases if not c.missing and c.segmentation is not None]
@@ -72,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
             f"No case with four sequences and a segmentation to evaluate.\n{discovery.summary()}"
         )
     device = resolve_device(args.device)
-    model = load_trained_model(args.checkpoint, device)
+    model = load_trained_model(args.checkpoint, device).with_output(
+        label_rule=args.label_rule, et_min_voxels=args.et_min_voxels
+    )
     bar = progress(range(len(cases)), "cases", total=len(cases))
     ticks = iter(bar)
     result = evaluate_model(
@@ -84,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         split=str(args.split) if args.split else f"all cases in {args.data}",
         overlap=args.overlap,
         on_case=lambda case_id: next(ticks, None),
+        protocol=args.protocol,
     )
     paths = result.write(args.out)
     print(result.markdown())

@@ -67,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
     if not trainer.context.is_main:
         return trainer.exit_status
     files = RunFiles(out)
-    if last < experiment.train.steps:
-        print(f"Stopped at step {last} of {experiment.train.steps}; continue with:")
+    total = trainer.schedule.total_steps
+    if last < total:
+        print(f"Stopped at step {last} of {total}; continue with:")
         print(f"  mstkd train --resume --out {out}")
     else:
         print(f"Trained to step {last}. Run folder: {out}")

@@ -1,7 +1,18 @@
 """The missing-modality evaluation protocol: one model, every subset, Dice and HD95 per region.
 
 Tables follow the papers' column order of subsets (conventions.SUBSETS) so they can be laid
-beside the published ones, and every report names its convention, split, cases and model.
+beside the published ones, and every report names its protocol, label rule, convention, split,
+cases and model.
+
+Two protocols:
+- `whole-volume` (ours): sliding windows over the brain's bounding box, the model's own label
+  rule and post-processing, HD95 in millimetres.
+- `reference` (the MST-KDNet code's test loop): the model's input normalisation over each whole
+  volume, ONE forward pass on a centre crop of the model's patch size placed as the code places
+  it (start (side - patch - 1) // 2), each channel thresholded at 0.5 on its own (the
+  `independent` rule), scores on that crop only, HD95 in voxels. With `mstkdnet-ref` scores
+  (its default) this is the code's formula; differences between the two protocols then come
+  from the crop, the rule and the convention, each of which can be switched separately.
 """
 
 from __future__ import annotations
@@ -17,14 +28,24 @@ import numpy as np
 import torch
 
 from mstkd.cases import Case
-from mstkd.conventions import SEQUENCES, Subset, check_labels
+from mstkd.conventions import (
+    PROTOCOLS,
+    REFERENCE_PROTOCOL,
+    SEQUENCES,
+    WHOLE_VOLUME_PROTOCOL,
+    Subset,
+    check_labels,
+)
 from mstkd.errors import MSTKDError
+from mstkd.experiment.sections import OutputConfig
 from mstkd.files import write_text
 from mstkd.imageio import image_to_array, read_image, same_grid
 from mstkd.inference.model_file import TrainedModel
 from mstkd.intensity import brain_mask, normalise_sequences
 from mstkd.metrics import MetricConvention, RegionScore, region_scores, scored_regions
 from mstkd.prediction.labelmap import predict_labels
+from mstkd.prediction.labelrule import INDEPENDENT, describe_output, probabilities_to_labels
+from mstkd.prediction.window import score_function
 
 AVERAGE = "average"
 # The values a markdown table shows (Dice in %, HD95 in mm); the CSV and JSON tables hold every value.
@@ -34,6 +55,10 @@ MARKDOWN_COLUMNS = {
     "global_dice": "global Dice",
     "global_hd95": "global HD95",
 }
+WHOLE_VOLUME, REFERENCE = WHOLE_VOLUME_PROTOCOL, REFERENCE_PROTOCOL
+# What the reference protocol keeps of the code: its rule and its voxel-unit distances.
+REFERENCE_OUTPUT = OutputConfig(label_rule=INDEPENDENT, threshold=0.5)
+VOXEL_SPACING = (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -55,6 +80,8 @@ class ProtocolResult:
     split: str
     model_path: Path
     model_sha256: str
+    protocol: str = WHOLE_VOLUME
+    output: str = ""  # the label rule and post-processing, as describe_output words them
 
     @property
     def case_count(self) -> int:
@@ -81,7 +108,8 @@ class ProtocolResult:
     def header(self) -> str:
         """What the numbers are: convention, split, number of cases, model identity."""
         return (
-            f"metric convention: {self.convention.name}; split: {self.split}; cases: {self.case_count}; "
+            f"protocol: {self.protocol}; {self.output}; metric convention: {self.convention.name}; "
+            f"split: {self.split}; cases: {self.case_count}; "
             f"model: {self.model_path.name} sha256 {self.model_sha256}"
         )
 
@@ -126,6 +154,8 @@ class ProtocolResult:
     def to_json(self) -> Dict[str, object]:
         """Header fields and the table, as JSON-ready data."""
         return {
+            "protocol": self.protocol,
+            "output": self.output,
             "convention": self.convention.name,
             "split": self.split,
             "cases": self.case_count,
@@ -145,14 +175,23 @@ def evaluate_model(
     overlap: float = 0.5,
     bf16: bool = False,
     on_case: Optional[Callable[[str], None]] = None,
+    protocol: str = WHOLE_VOLUME,
 ) -> ProtocolResult:
-    """Segment every case from every subset with sliding windows and score it."""
+    """Segment every case from every subset under `protocol` and score it."""
+    if protocol not in PROTOCOLS:
+        raise MSTKDError(f"Unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}.")
     labels = model.labels
     scores = []
     for case in cases:
         images, truth, spacing = _read_case(case, labels)
+        if protocol == REFERENCE:
+            box = reference_crop(truth.shape, model.patch)
+            truth, spacing = _crop(truth, box, model.patch), VOXEL_SPACING
         for subset in subsets:
-            predicted = segment_array(model, images, subset, device, overlap, bf16)
+            if protocol == REFERENCE:
+                predicted = segment_crop(model, images, subset, device, box)
+            else:
+                predicted = segment_array(model, images, subset, device, overlap, bf16)
             scores.append(
                 SubsetScore(
                     case.case_id, subset, region_scores(truth, predicted, labels, spacing, convention)
@@ -160,7 +199,39 @@ def evaluate_model(
             )
         if on_case is not None:
             on_case(case.case_id)
-    return ProtocolResult(scores, subsets, convention, split, model.path, model.sha256)
+    output = REFERENCE_OUTPUT if protocol == REFERENCE else model.output
+    return ProtocolResult(
+        scores, subsets, convention, split, model.path, model.sha256, protocol, describe_output(output)
+    )
+
+
+def reference_crop(shape: Sequence[int], patch: Sequence[int]) -> Tuple[slice, ...]:
+    """The MST-KDNet code's centre crop: start (side - patch - 1) // 2, or 0 where that is negative."""
+    starts = [max((side - size - 1) // 2, 0) for side, size in zip(shape, patch)]
+    return tuple(slice(start, start + size) for start, size in zip(starts, patch))
+
+
+def segment_crop(
+    model: TrainedModel, images: np.ndarray, subset: Subset, device: torch.device, box: Tuple[slice, ...]
+) -> np.ndarray:
+    """The reference protocol's labels of one crop: normalise whole volumes, crop, one forward pass,
+    each channel thresholded on its own."""
+    present = subset.mask
+    normalised = _crop(
+        normalise_sequences(images, present, model.experiment.data.normalisation), box, model.patch
+    )
+    with torch.inference_mode():
+        batch = torch.from_numpy(np.ascontiguousarray(normalised))[None].to(device)
+        probabilities = score_function(model.network, present)(batch).float()[0].cpu()
+    rule = REFERENCE_OUTPUT
+    return probabilities_to_labels(probabilities, model.labels, rule.rule, rule.threshold).numpy()
+
+
+def _crop(array: np.ndarray, box: Tuple[slice, ...], patch: Sequence[int]) -> np.ndarray:
+    """`array[..., box]`, zero-padded at the far end where the volume is smaller than the patch."""
+    cropped = array[(Ellipsis, *box)]
+    missing = [(0, size - side) for side, size in zip(cropped.shape[-3:], patch)]
+    return np.pad(cropped, [(0, 0)] * (cropped.ndim - 3) + missing)
 
 
 def segment_array(
@@ -168,10 +239,19 @@ def segment_array(
 ) -> np.ndarray:
     """Label map of a (4, X, Y, Z) co-registered exam from the sequences of `subset` only."""
     present = subset.mask
-    normalised = normalise_sequences(images, present)
+    normalised = normalise_sequences(images, present, model.experiment.data.normalisation)
     mask = brain_mask(images, present)
     return predict_labels(
-        model.network, model.patch, model.labels, normalised, present, device, overlap, bf16, mask=mask
+        model.network,
+        model.patch,
+        model.labels,
+        normalised,
+        present,
+        device,
+        overlap,
+        bf16,
+        mask=mask,
+        output=model.experiment.output,
     )
 
 

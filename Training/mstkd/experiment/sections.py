@@ -1,27 +1,54 @@
-"""The `data:` and `train:` sections of an experiment config."""
+"""The `data:`, `train:` and `output:` sections of an experiment config."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from mstkd.conventions import DEFAULT_LABELS, label_convention
+from mstkd.conventions import DEFAULT_LABELS, LABEL_RULES, label_convention
 from mstkd.errors import MSTKDError
+from mstkd.intensity import NORMALISATIONS, ZSCORE
 
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Random augmentation strengths (MST-KDNet: flips; MAG-MS adds intensity scale/shift 0.1)."""
+    """Random augmentation (MST-KDNet's reference: flips on 3 axes only; MAG-MS's: see magms.yaml).
+
+    Flips: each axis with `flip_probability` on its own, or (`flip_axes_together`, as MONAI's
+    RandFlipd over three axes in the MAG-MS reference) one draw flipping all three. Intensity:
+    a random scale 1 + U(-s, s) and a random shift U(-o, o), each with `intensity_probability`,
+    per sequence or (`intensity_channel_wise: false`) one draw for all. Rot90 by k in 1..3 in
+    the first two axes with `rotate90_probability` (needs a patch with equal first two sides).
+    """
 
     flip_probability: float = 0.5
+    flip_axes_together: bool = False
     intensity_scale: float = 0.1
     intensity_shift: float = 0.1
     intensity_probability: float = 0.5
+    intensity_channel_wise: bool = True
+    rotate90_probability: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("flip_probability", "intensity_probability", "rotate90_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise MSTKDError(f"data.augmentation.{name} must lie in [0, 1], not {getattr(self, name)}.")
+
+
+TUMOUR_CROP, UNIFORM_CROP = "tumour", "uniform"
+CROPS = (TUMOUR_CROP, UNIFORM_CROP)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the cases are and how they are split, cached and augmented."""
+    """Where the cases are and how they are split, cached, normalised, cropped and augmented.
+
+    Crops: `tumour` centres a patch on a tumour voxel with probability `foreground_ratio` and
+    on a background voxel otherwise (MAG-MS's reference: always tumour, ratio 1); `uniform`
+    draws the patch position uniformly, as the MST-KDNet reference does. `crop_to_brain`
+    first cuts each case to the brain's bounding box (the MST-KDNet reference draws its crops
+    from the whole grid; MAG-MS's crops the foreground first).
+    """
 
     root: Optional[str] = None  # any supported layout, or a phantom folder
     labels: str = DEFAULT_LABELS
@@ -30,7 +57,10 @@ class DataConfig:
     test_split: Optional[str] = None
     split_seed: int = 42  # used when no split files are given
     split_fractions: Tuple[float, float, float] = (0.7, 0.1, 0.2)  # train, val, test
-    foreground_ratio: float = 0.5  # share of patches centred on tumour
+    normalisation: str = ZSCORE  # zscore (over each sequence's brain) | minmax (the MST-KDNet reference)
+    crop: str = TUMOUR_CROP
+    foreground_ratio: float = 0.5  # share of tumour-centred patches (crop: tumour)
+    crop_to_brain: bool = True
     cache_rate: float = 1.0
     workers: int = 2
     augmentation: Augmentation = field(default_factory=Augmentation)
@@ -39,19 +69,39 @@ class DataConfig:
         label_convention(self.labels)
         if not 0.0 <= self.foreground_ratio <= 1.0:
             raise MSTKDError(f"data.foreground_ratio must lie in [0, 1], not {self.foreground_ratio}.")
+        if self.crop not in CROPS:
+            raise MSTKDError(f"data.crop must be one of {', '.join(CROPS)}, not {self.crop!r}.")
+        if self.normalisation not in NORMALISATIONS:
+            raise MSTKDError(
+                f"data.normalisation must be one of {', '.join(NORMALISATIONS)}, not {self.normalisation!r}."
+            )
+
+
+STEP_SCHEDULE, EPOCH_SCHEDULE = "step", "epoch"
+LR_SCHEDULES = (STEP_SCHEDULE, EPOCH_SCHEDULE)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation, precision, schedule of validation/checkpoints, and the device."""
+    """Optimisation, precision, schedule of validation/checkpoints, and the device.
 
-    steps: int = 1000
+    The run's length is `steps` optimiser steps or `epochs` passes over the training cases
+    (set one, the other null). The poly learning rate decays after every step or, as both
+    references do, once per epoch (`lr_schedule`).
+    """
+
+    steps: Optional[int] = 1000
+    epochs: Optional[int] = None
     batch_size: int = 1
     learning_rate: float = 1e-4
     weight_decay: float = 1e-5
     amsgrad: bool = False
     poly_power: float = 0.9
+    lr_schedule: str = STEP_SCHEDULE
+    # Rescale the gradients' global norm to at most this (null: no clipping, as both references).
     gradient_clip: Optional[float] = 12.0
+    # Clamp every gradient element to [-v, v] and replace NaN by 0 (MAG-MS's reference, v = 1).
+    gradient_clamp: Optional[float] = None
     discriminator_learning_rate: float = 1e-4
     discriminator_betas: Tuple[float, float] = (0.9, 0.99)
     bf16: bool = False  # autocast to bfloat16 where the device supports it
@@ -59,12 +109,81 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     val_subsets: str = "all15"  # subsets validated: 'all15' (the protocol) or e.g. 'all;flair,t2'
     log_every: int = 10
+    # Every this many steps, log each loss term's gradient norm on the student (0: never).
+    gradient_norm_every: int = 100
     val_every: int = 200
     checkpoint_every: int = 200
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise MSTKDError(f"train.{name} must be at least 1, not {getattr(self, name)}.")
+        if (self.steps is None) == (self.epochs is None):
+            raise MSTKDError(
+                "Give the run's length as train.steps or as train.epochs, and set the other to null "
+                f"(got steps={self.steps}, epochs={self.epochs}), e.g. --set train.epochs=100 "
+                "--set train.steps=null."
+            )
+        for name in ("steps", "epochs", "batch_size", "log_every", "val_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise MSTKDError(f"train.{name} must be at least 1, not {value}.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise MSTKDError(
+                f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}."
+            )
+        if self.gradient_norm_every < 0:
+            raise MSTKDError(
+                f"train.gradient_norm_every must be 0 (never) or more, not {self.gradient_norm_every}."
+            )
+        for name in ("gradient_clip", "gradient_clamp"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise MSTKDError(f"train.{name} must be positive or null, not {value}.")
         if self.learning_rate <= 0:
             raise MSTKDError(f"train.learning_rate must be positive, not {self.learning_rate}.")
+
+
+# Small ET is counted over the whole case (the MAG-MS reference) or per connected component.
+PER_CASE, PER_COMPONENT = "case", "component"
+ET_SCOPES = (PER_CASE, PER_COMPONENT)
+# How overlapping sliding windows are averaged (MONAI's modes): Gaussian weights favouring each
+# window's centre, or uniform weights (MONAI's default, which MAG-MS's reference uses).
+GAUSSIAN_BLENDING, CONSTANT_BLENDING = "gaussian", "constant"
+BLENDINGS = (GAUSSIAN_BLENDING, CONSTANT_BLENDING)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """The `output:` section: how a model's probabilities become the label map it reports.
+
+    Recorded in every model file, so that validation, `mstkd evaluate-model` and the Predictor
+    apply the rule the model was trained and selected with.
+    """
+
+    label_rule: Optional[str] = None  # None: the method's own (see experiment.DEFAULT_LABEL_RULES)
+    threshold: float = 0.5
+    et_min_voxels: int = 0  # 0: keep every ET voxel; MAG-MS's reference: 500
+    et_min_voxels_per: str = PER_CASE
+    blending: str = GAUSSIAN_BLENDING
+
+    def __post_init__(self) -> None:
+        if self.label_rule is not None and self.label_rule not in LABEL_RULES:
+            raise MSTKDError(
+                f"output.label_rule must be one of {', '.join(LABEL_RULES)}, not {self.label_rule!r}."
+            )
+        if not 0.0 < self.threshold < 1.0:
+            raise MSTKDError(f"output.threshold must lie strictly between 0 and 1, not {self.threshold}.")
+        if self.et_min_voxels < 0:
+            raise MSTKDError(f"output.et_min_voxels must be 0 (off) or more, not {self.et_min_voxels}.")
+        if self.blending not in BLENDINGS:
+            raise MSTKDError(f"output.blending must be one of {', '.join(BLENDINGS)}, not {self.blending!r}.")
+        if self.et_min_voxels_per not in ET_SCOPES:
+            raise MSTKDError(
+                f"output.et_min_voxels_per must be one of {', '.join(ET_SCOPES)}, "
+                f"not {self.et_min_voxels_per!r}."
+            )
+
+    @property
+    def rule(self) -> str:
+        """The label rule (a resolved config always names one)."""
+        if self.label_rule is None:
+            raise ValueError("this output config's label rule has not been resolved for a method")
+        return self.label_rule

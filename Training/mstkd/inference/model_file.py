@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -13,6 +14,7 @@ from mstkd.checkpoint import experiment_of, load_checkpoint, unverified_metadata
 from mstkd.conventions import LabelConvention, label_convention
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_inference_network
+from mstkd.experiment.sections import OutputConfig
 
 
 @dataclass
@@ -40,6 +42,20 @@ class TrainedModel:
     def spacing(self) -> Tuple[float, float, float]:
         """The voxel spacing (mm) the model was trained at."""
         return tuple(float(s) for s in self.metadata["spacing"])
+
+    @property
+    def output(self) -> OutputConfig:
+        """How the model's probabilities become labels (its label rule and post-processing)."""
+        return self.experiment.output
+
+    def with_output(self, **changes: Any) -> TrainedModel:
+        """The same model reporting labels under other `output:` settings (e.g. label_rule=...)."""
+        chosen = {key: value for key, value in changes.items() if value is not None}
+        try:
+            output = dataclasses.replace(self.experiment.output, **chosen)
+        except TypeError as error:
+            raise MSTKDError(f"Unknown output setting: {error}") from None
+        return dataclasses.replace(self, experiment=dataclasses.replace(self.experiment, output=output))
 
 
 def load_trained_model(

@@ -34,6 +34,7 @@ from mstkd.inference.registry import ModelEntry, resolve_model
 from mstkd.inference.result import SegmentationResult
 from mstkd.inference.volumes import region_volumes_ml
 from mstkd.prediction.labelmap import predict_labels
+from mstkd.prediction.labelrule import describe_output
 from mstkd.preprocess import PreparedExam, labels_to_reference, prepare_exam
 from mstkd.preprocess.inputs import ExamInputs, SequenceInput, read_exam
 from mstkd.resources import DEFAULT_MODEL
@@ -49,7 +50,11 @@ T = TypeVar("T")
 
 
 class Predictor:
-    """A model (registry name or file, sha256-verified) on a device, ready to segment exams."""
+    """A model (registry name or file, sha256-verified) on a device, ready to segment exams.
+
+    Labels follow the model's own label rule and post-processing (recorded in its file);
+    `label_rule` ('exclusive', 'independent', 'argmax') and `et_min_voxels` override them.
+    """
 
     def __init__(
         self,
@@ -58,6 +63,8 @@ class Predictor:
         progress: Optional[ProgressCallback] = None,
         registry: Optional[Path] = None,
         overlap: float = OVERLAP,
+        label_rule: Optional[str] = None,
+        et_min_voxels: Optional[int] = None,
     ) -> None:
         self.device = resolve_device(device)
         tracker = ProgressTracker(progress)
@@ -67,7 +74,9 @@ class Predictor:
             tracker("load", 0.0, f"downloading model '{model}': {size}")
 
         resolved = resolve_model(model, registry, downloading)
-        self.model = load_trained_model(resolved.path, self.device, resolved.sha256)
+        self.model = load_trained_model(resolved.path, self.device, resolved.sha256).with_output(
+            label_rule=label_rule, et_min_voxels=et_min_voxels
+        )
         self.name: str = resolved.name
         self.entry: Optional[ModelEntry] = resolved.entry
         self.overlap = overlap
@@ -112,7 +121,11 @@ class Predictor:
 
         started = time.perf_counter()
         exam = prepare_exam(
-            inputs.images, self.model.spacing, inputs.reference, _preparation_reporter(report)
+            inputs.images,
+            self.model.spacing,
+            inputs.reference,
+            _preparation_reporter(report),
+            self.model.experiment.data.normalisation,
         )
         timings["preprocess"] = time.perf_counter() - started
 
@@ -185,6 +198,7 @@ class Predictor:
                 windows_per_batch=windows_per_batch,
                 on_windows=windows,
                 mask=exam.mask,
+                output=self.model.experiment.output,
             )
             return labels, windows.total, windows_per_batch
 
@@ -198,7 +212,7 @@ class Predictor:
         step = (
             f"sliding-window inference on {device} ({'bf16' if uses_bf16(device) else 'fp32'}): {total} "
             f"windows of {'x'.join(str(p) for p in self.model.patch)} voxels, {per_batch} per batch, "
-            f"overlap {self.overlap:g}, over the brain's bounding box"
+            f"overlap {self.overlap:g}, over the brain's bounding box; {describe_output(self.model.output)}"
         )
         return labels, device, fallbacks, step
 

@@ -15,7 +15,9 @@ class LossConfig:
     """Weights and switches of the MST-KDNet, baseline and MAG-MS objectives (METHOD.md 1.3, 2).
 
     Switches `mstkd_distillation`, `gsme`, `dmld` and `content` remove a component from the
-    objective entirely (the paper's ablations switch off the first three).
+    objective entirely (the paper's ablations switch off the first three); `dmld_kl` removes
+    DMLD's logit KL alone (the released code's `slkd_loss`, the other reading of the paper's
+    "w/o SLKD" ablation row).
 
     Normalisations that differ from the reference code, so that every weight is O(1):
 
@@ -33,8 +35,18 @@ class LossConfig:
       4 C^2 (D*H)^2 and multiplies by 1e-4, an effective weight of 6.6e-15 at paper size,
       which would make the term vanish; the paper's intent is a working term, so the default
       weight is 1.0 (our choice; the paper gives no value).
-    - DMLD KL: the per-voxel KL is summed over classes and averaged over voxels (the
-      reference's 'batchmean' then division by numel makes it 1/(B*C) of this, 0.25 at batch 1).
+    - DMLD KL: the per-voxel KL is summed over classes and averaged over voxels. The
+      reference's 'batchmean' then division by numel makes its term 1/(B*C) of this (C = 4
+      channels): 0.25 at batch 1, so `dmld_kl_weight: 0.25` reproduces the reference's
+      magnitude at its batch size, and the default 1.0 is 4x it. The reference does not ramp
+      the KL (`dmld_kl_rampup_epochs: 0`).
+
+    Detaching: teacher and student are co-trained online, so a distillation term pulls both
+    networks towards each other, as in the reference. A `*_detach_teacher` switch makes the
+    teacher's side of that term a fixed target, so the term trains the student only (the
+    teacher still learns from its own segmentation loss). DMLD's is on by default: in short
+    runs its probability MSE held both networks in a trivial state (README, "A caution for
+    very short runs"); `paper.yaml` switches it off, as the reference co-trains.
     """
 
     # Segmentation: soft Dice on every output channel, teacher and student.
@@ -45,14 +57,19 @@ class LossConfig:
     mstkd_distillation: bool = True
     mstkd_feature_weight: float = 0.2
     mstkd_attention_weight: float = 0.5
+    mstkd_detach_teacher: bool = False
 
     # DMLD: probability MSE with a ramp-up to `dmld_probability_weight` over
-    # `dmld_rampup_epochs`, plus the KL of standardised logits at `dmld_temperature`.
+    # `dmld_rampup_epochs`, plus the KL of standardised logits at `dmld_temperature`, ramped
+    # the same way to `dmld_kl_weight` over `dmld_kl_rampup_epochs` (0: full weight at once).
     dmld: bool = True
+    dmld_kl: bool = True
     dmld_probability_weight: float = 10.0
     dmld_rampup_epochs: float = 20.0
     dmld_kl_weight: float = 1.0
+    dmld_kl_rampup_epochs: float = 0.0
     dmld_temperature: float = 7.0
+    dmld_detach_teacher: bool = True
     # True reproduces the released code's z-score over the last spatial axis (a bug);
     # False standardises over the class axis per voxel, as the method defines.
     dmld_reference_standardisation: bool = False
@@ -60,11 +77,13 @@ class LossConfig:
     # Content: MSE between the teacher's and student's c4d.
     content: bool = True
     content_weight: float = 0.2
+    content_detach_teacher: bool = False
 
     # GSME: cross-Gram style matching and the adversarial generator term on the student.
     gsme: bool = True
     gsme_matching_weight: float = 1.0
     gsme_adversarial_weight: float = 0.0002
+    gsme_detach_teacher: bool = False
 
     # MAG-MS self-distillation: lambda (logit KL), gamma (feature MSE), temperature T.
     magms_kl_weight: float = 1.0

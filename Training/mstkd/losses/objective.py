@@ -6,6 +6,7 @@ and is absent from the result's terms.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -26,19 +27,25 @@ DISCRIMINATED_STYLE = 1
 
 @dataclass
 class ObjectiveResult:
-    """The differentiable total, and every computed term (unweighted, detached) with its weight."""
+    """The differentiable total, and every computed term (unweighted, detached) with its weight.
+
+    `weighted` keeps each weighted term differentiable, so that the gradient each one sends
+    to a network can be measured apart (it shares the total's graph: no extra memory).
+    """
 
     total: Tensor
     terms: Dict[str, Tensor]
     weights: Dict[str, float]
+    weighted: Dict[str, Tensor]
 
 
 def _combine(weighted: List[Tuple[str, float, Tensor]]) -> ObjectiveResult:
-    total = sum(weight * value.float() for _, weight, value in weighted)
+    parts = {name: weight * value.float() for name, weight, value in weighted}
     return ObjectiveResult(
-        total=total,
+        total=sum(parts.values()),
         terms={name: value.detach() for name, _, value in weighted},
         weights={name: weight for name, weight, _ in weighted},
+        weighted=parts,
     )
 
 
@@ -46,9 +53,10 @@ class MSTKDObjective:
     """MST-KDNet's total loss (METHOD.md 1.3): segmentation + MS-TKD + DMLD + content + GSME.
 
     Teacher and student are co-trained online, so every distillation term (MS-TKD, DMLD,
-    content, GSME matching) sends gradients to both networks, as in the reference. The
-    adversarial generator term reaches the student only; the discriminator is trained apart
-    with `discriminator_objective` on detached features.
+    content, GSME matching) sends gradients to both networks, as in the reference, unless
+    its `*_detach_teacher` switch makes the teacher's side a fixed target. The adversarial
+    generator term reaches the student only; the discriminator is trained apart with
+    `discriminator_objective` on detached features.
     """
 
     def __init__(self, config: LossConfig) -> None:
@@ -71,31 +79,55 @@ class MSTKDObjective:
             ("segmentation_student", c.student_segmentation_weight, student_dice),
         ]
         if c.mstkd_distillation:
-            features = transformer_feature_loss(teacher.transformer_features, student.transformer_features)
-            attention = attention_extreme_value_loss(teacher.attention_maps, student.attention_maps)
+            target = _teacher_side(teacher, c.mstkd_detach_teacher)
+            features = transformer_feature_loss(target.transformer_features, student.transformer_features)
+            attention = attention_extreme_value_loss(target.attention_maps, student.attention_maps)
             weighted += [
                 ("mstkd_features", c.mstkd_feature_weight, features),
                 ("mstkd_attention", c.mstkd_attention_weight, attention),
             ]
         if c.dmld:
-            ramp = rampup_weight(epoch, c.dmld_probability_weight, c.dmld_rampup_epochs)
-            probability = probability_consistency_loss(teacher.probabilities, student.probabilities)
-            kl = standardised_logit_kl(
-                teacher.logits, student.logits, c.dmld_temperature, c.dmld_reference_standardisation
-            )
-            weighted += [("dmld_probability", ramp, probability), ("dmld_logit_kl", c.dmld_kl_weight, kl)]
+            target = _teacher_side(teacher, c.dmld_detach_teacher)
+            probability = probability_consistency_loss(target.probabilities, student.probabilities)
+            probability_weight = rampup_weight(epoch, c.dmld_probability_weight, c.dmld_rampup_epochs)
+            weighted.append(("dmld_probability", probability_weight, probability))
+            if c.dmld_kl:
+                kl = standardised_logit_kl(
+                    target.logits, student.logits, c.dmld_temperature, c.dmld_reference_standardisation
+                )
+                kl_weight = rampup_weight(epoch, c.dmld_kl_weight, c.dmld_kl_rampup_epochs)
+                weighted.append(("dmld_logit_kl", kl_weight, kl))
         if c.content:
-            weighted.append(("content", c.content_weight, content_loss(teacher.content, student.content)))
+            target = _teacher_side(teacher, c.content_detach_teacher)
+            weighted.append(("content", c.content_weight, content_loss(target.content, student.content)))
         if c.gsme:
             if discriminator is None:
                 raise ValueError("MSTKDObjective needs the discriminator while loss.gsme is on.")
-            matching = style_matching_loss(teacher.style_features, student.style_features)
+            target = _teacher_side(teacher, c.gsme_detach_teacher)
+            matching = style_matching_loss(target.style_features, student.style_features)
             adversarial = generator_loss(discriminator, student.style_features[DISCRIMINATED_STYLE])
             weighted += [
                 ("gsme_matching", c.gsme_matching_weight, matching),
                 ("gsme_adversarial", c.gsme_adversarial_weight, adversarial),
             ]
         return _combine(weighted)
+
+
+def _teacher_side(teacher: MSTKDNetOutput, detach: bool) -> MSTKDNetOutput:
+    """The teacher's outputs as a distillation term sees them: as they are, or a fixed target."""
+    if not detach:
+        return teacher
+    return MSTKDNetOutput(
+        **{f.name: _detached(getattr(teacher, f.name)) for f in dataclasses.fields(MSTKDNetOutput)}
+    )
+
+
+def _detached(value):
+    if isinstance(value, Tensor):
+        return value.detach()
+    if isinstance(value, tuple):
+        return tuple(_detached(v) for v in value)
+    return value
 
 
 def discriminator_objective(

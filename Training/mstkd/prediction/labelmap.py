@@ -1,4 +1,4 @@
-"""The label map of a whole normalised exam: crop to the brain, slide windows, pick the best channel."""
+"""The label map of a whole normalised exam: crop to the brain, slide windows, apply the label rule."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from mstkd.conventions import LabelConvention
+from mstkd.experiment.sections import OutputConfig
 from mstkd.intensity import brain_mask
 from mstkd.prediction.estimate import window_count
+from mstkd.prediction.labelrule import probabilities_to_labels, remove_small_et
 from mstkd.prediction.window import ScoreFunction, predict_scores, score_function
-from mstkd.targets import channels_to_labels
 
 Box = Tuple[slice, slice, slice]
 # Called with (windows done, windows in all) as the sliding window advances.
@@ -39,12 +40,15 @@ def predict_labels(
     windows_per_batch: int = 4,
     on_windows: Optional[WindowReport] = None,
     mask: Optional[np.ndarray] = None,
+    *,
+    output: OutputConfig,
 ) -> np.ndarray:
-    """Label map (in `convention`) of a z-scored (4, X, Y, Z) image; 0 outside the brain.
+    """Label map (in `convention`) of a normalised (4, X, Y, Z) image; 0 outside the brain.
 
     The brain is `mask` where given (the brain of the present sequences before normalisation),
     else the voxels where a present channel is non-zero. Only its bounding box is worth the
-    network's time, and a tumour outside it is no tumour.
+    network's time, and a tumour outside it is no tumour. `output` (the model's) names the
+    label rule and the small-ET clean-up.
     """
     labels = np.zeros(image.shape[1:], dtype=np.uint8)
     mask = brain_mask(image, present) if mask is None else mask
@@ -63,10 +67,11 @@ def predict_labels(
         overlap,
         bf16,
         windows_per_batch,
+        output.blending,
     )
-    labels[box] = channels_to_labels(scores, convention)[0].numpy()
+    labels[box] = probabilities_to_labels(scores[0], convention, output.rule, output.threshold).numpy()
     labels[~mask] = 0
-    return labels
+    return remove_small_et(labels, convention, output.et_min_voxels, output.et_min_voxels_per)
 
 
 def _counting(score: ScoreFunction, total: int, report: WindowReport) -> ScoreFunction:

@@ -9,35 +9,25 @@ from monai.inferers import sliding_window_inference
 from torch import Tensor, nn
 
 from mstkd.devices import autocast
+from mstkd.experiment.sections import GAUSSIAN_BLENDING
 from mstkd.models.magms import MAGMSNet
 from mstkd.models.mstkdnet import MSTKDNet
 
 ScoreFunction = Callable[[Tensor], Tensor]
 
-# MST-KDNet's channels are independent sigmoids and, as in the reference, a tumour channel counts
-# where its probability exceeds 0.5. Its background channel is only a training target: near 1
-# almost everywhere (the tumour is a few percent of the brain), it would out-vote tumour
-# channels that are confidently on. So the background's score is this threshold instead.
-SIGMOID_THRESHOLD = 0.5
-
 
 def score_function(network: nn.Module, present: Optional[Sequence[bool]] = None) -> ScoreFunction:
-    """The network as a function patch -> channel scores in MODEL_CHANNELS order, for argmax.
+    """The network as a function patch -> channel probabilities in MODEL_CHANNELS order.
 
-    MST-KDNet: the three tumour sigmoids, and SIGMOID_THRESHOLD as the background's score
-    (absent sequences are already zero in the input). MAG-MS: softmax probabilities over the
-    sequences it is told are present.
+    MST-KDNet: its four sigmoids (absent sequences are already zero in the input). MAG-MS:
+    softmax probabilities over the sequences it is told are present. The label rule
+    (mstkd.prediction.labelrule) turns them into labels after blending.
     """
     if isinstance(network, MSTKDNet):
-        return lambda x: _thresholded(network(x).probabilities)
+        return lambda x: network(x).probabilities
     if isinstance(network, MAGMSNet):
         return lambda x: torch.softmax(network(x, present).logits.float(), dim=1)
     raise TypeError(f"no score function for {type(network).__name__}")
-
-
-def _thresholded(probabilities: Tensor) -> Tensor:
-    tumour = probabilities[:, :-1]
-    return torch.cat([tumour, torch.full_like(probabilities[:, -1:], SIGMOID_THRESHOLD)], dim=1)
 
 
 @torch.inference_mode()
@@ -49,8 +39,12 @@ def predict_scores(
     overlap: float = 0.5,
     bf16: bool = False,
     windows_per_batch: int = 4,
+    blending: str = GAUSSIAN_BLENDING,
 ) -> Tensor:
-    """(B, 4, X, Y, Z) image -> (B, 4, X, Y, Z) float32 scores on the CPU, windows run on `device`."""
+    """(B, 4, X, Y, Z) image -> (B, 4, X, Y, Z) float32 scores on the CPU, windows run on `device`.
+
+    Overlapping windows are averaged as `blending` says (mstkd.experiment.sections.BLENDINGS).
+    """
     with autocast(device, bf16):
         scores = sliding_window_inference(
             image,
@@ -58,7 +52,7 @@ def predict_scores(
             sw_batch_size=windows_per_batch,
             predictor=lambda window: score(window).float(),
             overlap=overlap,
-            mode="gaussian",
+            mode=blending,
             sw_device=device,
             device=torch.device("cpu"),
         )

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from mstkd.conventions import SEQUENCES, SequenceMap, Subset, sequence_map
 from mstkd.imageio import array_to_image, describe_grid, image_to_array, same_grid
-from mstkd.intensity import brain_mask, normalise_sequences
+from mstkd.intensity import ZSCORE, brain_mask, normalise_sequences
 from mstkd.preprocess.grid import check_spacing, describe_spacing, model_grid, resample
 from mstkd.preprocess.preflight import preflight
 from mstkd.preprocess.reference import choose_reference
@@ -64,13 +64,14 @@ def prepare_exam(
     spacing: Sequence[float],
     reference: Optional[str] = None,
     report: Report = lambda stage, fraction: None,
+    normalisation: str = ZSCORE,
 ) -> PreparedExam:
     """Check, co-register, resample to the model grid and normalise any subset of sequences.
 
     `images` maps sequence names (aliases accepted; None = absent) to volumes (a SequenceMap is
     trusted as it is); `spacing` is the model's voxel spacing (mm); `reference` overrides the
     reference sequence. `report(stage, fraction)` is told the current stage and the fraction (0-1)
-    of the whole preparation done.
+    of the whole preparation done. `normalisation` is the model's (intensity.NORMALISATIONS).
     """
     inputs = sequence_map(images)
     spacing = check_spacing(spacing)
@@ -101,12 +102,14 @@ def prepare_exam(
     report("normalising intensities", _CHECK_SHARE + _REGISTER_SHARE + _RESAMPLE_SHARE)
     subset = inputs.subset
     mask = brain_mask(volumes, subset.mask)
-    image = normalise_sequences(volumes, subset.mask)
+    image = normalise_sequences(volumes, subset.mask, normalisation)
     absent = subset.absent
-    steps.append(
-        f"z-scored {', '.join(subset.sequences)}, each over the brain it covers "
-        f"(together {int(mask.sum())} voxels)" + (f"; {', '.join(absent)} absent (zero)" if absent else "")
-    )
+    names = ", ".join(subset.sequences)
+    if normalisation == ZSCORE:
+        described = f"z-scored {names}, each over the brain it covers (together {int(mask.sum())} voxels)"
+    else:
+        described = f"min-max scaled {names}, each to [0, 1] over its whole volume"
+    steps.append(described + (f"; {', '.join(absent)} absent (zero)" if absent else ""))
     report("prepared", 1.0)
     return PreparedExam(image, subset, grid, reference_image, reference_name, steps, mask, registrations)
 

@@ -18,17 +18,19 @@ from monai.transforms import (
     RandCropByPosNegLabeld,
     RandFlipd,
     Randomizable,
+    RandRotate90d,
     RandScaleIntensityd,
     RandShiftIntensityd,
+    RandSpatialCropSamplesd,
     SpatialPadd,
 )
 
 from mstkd.cases import Case
 from mstkd.conventions import SEQUENCES, SUBSETS, LabelConvention, Subset, check_labels, label_convention
 from mstkd.errors import MSTKDError
-from mstkd.experiment.sections import Augmentation, DataConfig
+from mstkd.experiment.sections import UNIFORM_CROP, Augmentation, DataConfig
 from mstkd.imageio import image_to_array, read_image
-from mstkd.intensity import normalise_sequences
+from mstkd.intensity import ZSCORE, normalise_sequences
 
 # Keys of one training sample.
 RAW, TEACHER, STUDENT, LABEL, PRESENT = "raw", "teacher_image", "student_image", "label", "present"
@@ -77,10 +79,13 @@ class SampleSubsetd(Randomizable, MapTransform):
     a brain mask from the present sequences only, the absent ones zero-filled.
     """
 
-    def __init__(self, with_teacher: bool, subsets: Sequence[Subset] = SUBSETS) -> None:
+    def __init__(
+        self, with_teacher: bool, subsets: Sequence[Subset] = SUBSETS, normalisation: str = ZSCORE
+    ) -> None:
         super().__init__(keys=[RAW])
         self.with_teacher = with_teacher
         self.subsets = tuple(subsets)
+        self.normalisation = normalisation
         self.choice = 0
 
     def randomize(self, data: Any = None) -> None:
@@ -90,9 +95,9 @@ class SampleSubsetd(Randomizable, MapTransform):
         self.randomize()
         present = self.subsets[self.choice].mask
         out = {k: v for k, v in sample.items() if k != RAW}
-        out[STUDENT] = normalise_sequences(sample[RAW], present)
+        out[STUDENT] = normalise_sequences(sample[RAW], present, self.normalisation)
         if self.with_teacher:
-            out[TEACHER] = normalise_sequences(sample[RAW], (True,) * len(SEQUENCES))
+            out[TEACHER] = normalise_sequences(sample[RAW], (True,) * len(SEQUENCES), self.normalisation)
         out[PRESENT] = torch.tensor(present)
         return out
 
@@ -109,45 +114,65 @@ class ZeroAbsentd(MapTransform):
 
 
 def training_transform(
-    patch: Tuple[int, int, int],
-    with_teacher: bool,
-    subsets: Sequence[Subset],
-    augmentation: Augmentation,
-    foreground_ratio: float,
+    patch: Tuple[int, int, int], with_teacher: bool, subsets: Sequence[Subset], data: DataConfig
 ) -> Compose:
     """The random part of the pipeline: subset, normalisation, patch crop, augmentation."""
     images = [STUDENT, TEACHER] if with_teacher else [STUDENT]
     keys = [*images, LABEL]
-    a = augmentation
+    a = data.augmentation
     return Compose(
         [
-            SampleSubsetd(with_teacher, subsets),
+            SampleSubsetd(with_teacher, subsets, data.normalisation),
             SpatialPadd(keys, spatial_size=patch),
-            RandCropByPosNegLabeld(
-                keys,
-                label_key=LABEL,
-                spatial_size=patch,
-                pos=foreground_ratio,
-                neg=1.0 - foreground_ratio,
-                num_samples=1,
-                image_key=STUDENT,
-                image_threshold=-np.inf,
-            ),
-            *[RandFlipd(keys, prob=a.flip_probability, spatial_axis=axis) for axis in range(3)],
+            _patch_crop(keys, patch, data),
+            *_flips(keys, a),
             RandScaleIntensityd(
-                images, factors=a.intensity_scale, prob=a.intensity_probability, channel_wise=True
+                images,
+                factors=a.intensity_scale,
+                prob=a.intensity_probability,
+                channel_wise=a.intensity_channel_wise,
             ),
             RandShiftIntensityd(
-                images, offsets=a.intensity_shift, prob=a.intensity_probability, channel_wise=True
+                images,
+                offsets=a.intensity_shift,
+                prob=a.intensity_probability,
+                channel_wise=a.intensity_channel_wise,
             ),
+            RandRotate90d(keys, prob=a.rotate90_probability, max_k=3, spatial_axes=(0, 1)),
             ZeroAbsentd([STUDENT]),
         ]
     )
 
 
-def cached_transform(labels: LabelConvention) -> Compose:
-    """The deterministic part: read the files and crop to the brain's bounding box."""
-    return Compose([LoadCased(labels), CropForegroundd([RAW, LABEL], source_key=RAW, margin=2)])
+def _patch_crop(keys: List[str], patch: Tuple[int, int, int], data: DataConfig) -> MapTransform:
+    """A tumour-or-background-centred crop (data.foreground_ratio), or a uniformly placed one."""
+    if data.crop == UNIFORM_CROP:
+        return RandSpatialCropSamplesd(keys, roi_size=patch, num_samples=1, random_size=False)
+    return RandCropByPosNegLabeld(
+        keys,
+        label_key=LABEL,
+        spatial_size=patch,
+        pos=data.foreground_ratio,
+        neg=1.0 - data.foreground_ratio,
+        num_samples=1,
+        image_key=STUDENT,
+        image_threshold=-np.inf,
+    )
+
+
+def _flips(keys: List[str], augmentation: Augmentation) -> List[MapTransform]:
+    """Each axis flipped on its own draw, or all three on one draw."""
+    if augmentation.flip_axes_together:
+        return [RandFlipd(keys, prob=augmentation.flip_probability, spatial_axis=[0, 1, 2])]
+    return [RandFlipd(keys, prob=augmentation.flip_probability, spatial_axis=axis) for axis in range(3)]
+
+
+def cached_transform(labels: LabelConvention, crop_to_brain: bool = True) -> Compose:
+    """The deterministic part: read the files and (by default) crop to the brain's bounding box."""
+    steps: List[MapTransform] = [LoadCased(labels)]
+    if crop_to_brain:
+        steps.append(CropForegroundd([RAW, LABEL], source_key=RAW, margin=2))
+    return Compose(steps)
 
 
 class TrainingDataset(torch.utils.data.Dataset):
@@ -165,14 +190,12 @@ class TrainingDataset(torch.utils.data.Dataset):
         records = [case_record(case) for case in cases]
         self.cache = CacheDataset(
             records,
-            cached_transform(label_convention(data.labels)),
+            cached_transform(label_convention(data.labels), data.crop_to_brain),
             cache_rate=data.cache_rate,
             num_workers=data.workers or None,
             progress=False,
         )
-        self.transform = training_transform(
-            patch, with_teacher, subsets, data.augmentation, data.foreground_ratio
-        )
+        self.transform = training_transform(patch, with_teacher, subsets, data)
         self.seed = seed
 
     def __len__(self) -> int:

@@ -5,8 +5,8 @@ The trainer and `mstkd bench model` run the same steps, so what is benchmarked i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from mstkd.conventions import LabelConvention
 from mstkd.devices import autocast
-from mstkd.experiment import ExperimentConfig, Networks
+from mstkd.experiment import ExperimentConfig, Networks, inference_network
 from mstkd.experiment.sections import TrainConfig
 from mstkd.losses.objective import (
     BaselineObjective,
@@ -26,6 +26,7 @@ from mstkd.losses.objective import (
 from mstkd.models.outputs import MSTKDNetOutput
 from mstkd.targets import labels_to_channels
 from mstkd.training.data import LABEL, STUDENT, TEACHER
+from mstkd.training.schedule import Schedule
 
 DISCRIMINATOR_TERM = "discriminator"
 
@@ -44,10 +45,17 @@ class CoTrainingPair(nn.Module):
 
 @dataclass
 class StepResult:
-    """What one step reports: the total loss and every term, as floats."""
+    """What one step reports: the total loss, every term and its weight, as floats.
+
+    `gradient_norms` (when asked for) holds, for each weighted term, the L2 norm of the
+    gradient it alone sends to the inference network's parameters (the student; MAG-MS's
+    one network): what drives the network being trained.
+    """
 
     total: float
     terms: Dict[str, float]
+    weights: Dict[str, float] = field(default_factory=dict)
+    gradient_norms: Dict[str, float] = field(default_factory=dict)
 
 
 class TrainingStep:
@@ -65,18 +73,20 @@ class TrainingStep:
         trainable: nn.Module,
         labels: LabelConvention,
         device: torch.device,
+        schedule: Schedule,
     ) -> None:
         self.method, self.train, self.networks = experiment.method, train, networks
         self.trainable, self.labels, self.device = trainable, labels, device
+        self.student_parameters: List[nn.Parameter] = list(
+            inference_network(experiment, networks).parameters()
+        )
         self.optimiser = torch.optim.Adam(
             trainable.parameters(),
             lr=train.learning_rate,
             weight_decay=train.weight_decay,
             amsgrad=train.amsgrad,
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimiser, lambda step: max(0.0, 1.0 - step / train.steps) ** train.poly_power
-        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser, schedule.lr_factor)
         self.discriminator_optimiser: Optional[torch.optim.Optimizer] = None
         if self.method == "mstkd":
             self.objective = MSTKDObjective(experiment.loss)
@@ -92,8 +102,14 @@ class TrainingStep:
         else:
             self.objective = MAGMSObjective(experiment.loss)
 
-    def __call__(self, batch: Mapping[str, Tensor], epoch: float) -> StepResult:
-        """Forward, backward and update on one batch at a (fractional) epoch."""
+    def __call__(
+        self, batch: Mapping[str, Tensor], epoch: float, measure_gradients: bool = False
+    ) -> StepResult:
+        """Forward, backward and update on one batch at a (fractional) epoch.
+
+        `measure_gradients` also measures each term's gradient norm on the student (one extra
+        backward pass per term; local to this process, so one rank may do it alone).
+        """
         student_image = batch[STUDENT].to(self.device, non_blocking=True)
         target = labels_to_channels(batch[LABEL][:, 0].to(self.device, non_blocking=True), self.labels)
         with autocast(self.device, self.train.bf16):
@@ -105,6 +121,7 @@ class TrainingStep:
                 result = self.objective(self.trainable(student_image), target)
             else:
                 result = self.objective(self.trainable(student_image, None, True), target)
+        norms = self._gradient_norms(result) if measure_gradients else {}
         self._update(self.optimiser, self.trainable, result.total)
         self.scheduler.step()
         terms = _floats(result)
@@ -113,7 +130,19 @@ class TrainingStep:
                 loss = discriminator_objective(self.networks.discriminator, teacher, student)
             self._update(self.discriminator_optimiser, self.networks.discriminator, loss, all_reduce=True)
             terms[DISCRIMINATOR_TERM] = float(loss.detach())
-        return StepResult(float(result.total.detach()), terms)
+        return StepResult(float(result.total.detach()), terms, dict(result.weights), norms)
+
+    def _gradient_norms(self, result: ObjectiveResult) -> Dict[str, float]:
+        """The L2 norm of each weighted term's gradient on the student's parameters."""
+        norms = {}
+        for name, term in result.weighted.items():
+            if not term.requires_grad:
+                norms[name] = 0.0
+                continue
+            grads = torch.autograd.grad(term, self.student_parameters, retain_graph=True, allow_unused=True)
+            present = [g.float().square().sum() for g in grads if g is not None]
+            norms[name] = float(torch.stack(present).sum().sqrt()) if present else 0.0
+        return norms
 
     def _update(
         self, optimiser: torch.optim.Optimizer, module: nn.Module, loss: Tensor, all_reduce=False
@@ -128,6 +157,8 @@ class TrainingStep:
                 if parameter.grad is not None:
                     dist.all_reduce(parameter.grad)
                     parameter.grad /= world
+        if self.train.gradient_clamp is not None:
+            clamp_gradients(module.parameters(), self.train.gradient_clamp)
         if self.train.gradient_clip is not None:
             torch.nn.utils.clip_grad_norm_(module.parameters(), self.train.gradient_clip)
         optimiser.step()
@@ -145,6 +176,13 @@ class TrainingStep:
         self.scheduler.load_state_dict(state["scheduler"])
         if self.discriminator_optimiser is not None:
             self.discriminator_optimiser.load_state_dict(state["discriminator_optimiser"])
+
+
+def clamp_gradients(parameters: Iterable[nn.Parameter], bound: float) -> None:
+    """Clamp every gradient element to [-bound, bound], NaN to 0 (MAG-MS's reference hook)."""
+    for parameter in parameters:
+        if parameter.grad is not None:
+            parameter.grad.nan_to_num_(0.0).clamp_(-bound, bound)
 
 
 def trainable_module(experiment: ExperimentConfig, networks: Networks) -> nn.Module:

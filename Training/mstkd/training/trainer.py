@@ -6,7 +6,6 @@ Rank 0 logs, validates and writes checkpoints; every rank trains on its shard of
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import signal
 import sys
@@ -30,7 +29,13 @@ from mstkd.training import distributed
 from mstkd.training.data import TrainingDataset, collate
 from mstkd.training.run import RunFiles, choose_split, select, usable_cases, write_splits
 from mstkd.training.sampler import EpochStream
-from mstkd.training.state import load_training_state, restore_rng_state, rng_state, training_state_bytes
+from mstkd.training.schedule import training_schedule
+from mstkd.training.state import (
+    load_training_state,
+    restore_rng_state,
+    rng_state,
+    training_state_bytes,
+)
 from mstkd.training.steps import StepResult, TrainingStep, trainable_module
 from mstkd.training.validation import MEAN, load_validation_cases, validate
 from mstkd.typed_config import to_mapping
@@ -64,7 +69,7 @@ class Trainer:
         return 0 if self.stop_signal is None else 128 + self.stop_signal
 
     def run(self) -> int:
-        """Train until train.steps or a stop signal; checkpoints are written on the way.
+        """Train until the schedule's last step or a stop signal; checkpoints are written on the way.
 
         A run that fails before its first checkpoint leaves no folder behind if it created it.
         """
@@ -91,8 +96,9 @@ class Trainer:
             )
         self.spacing = read_spacing(cases[0].sequences[SEQUENCES[0]])
         trainable = trainable_module(self.experiment, self.networks)
+        self.schedule = training_schedule(self.train, len(split.train), context.world_size)
         self.step = TrainingStep(
-            self.experiment, self.train, self.networks, trainable, self.labels, context.device
+            self.experiment, self.train, self.networks, trainable, self.labels, context.device, self.schedule
         )
         start = self._restore() if self.resume else self._fresh_start()
         if self.overwrite and context.is_main:
@@ -116,7 +122,7 @@ class Trainer:
                 self.writer.close()
 
     def _loop(self, start: int, batches: Iterator[Dict[str, Any]], val_cases: List) -> int:
-        steps, context = self.train.steps, self.context
+        steps, context = self.schedule.total_steps, self.context
         bar = tqdm(
             total=steps,
             initial=start,
@@ -127,15 +133,19 @@ class Trainer:
             disable=not context.is_main,
         )
         current = start
+        every = self.train.gradient_norm_every
         try:
             while current < steps:
-                result = self.step(next(batches), epoch=current / self.steps_per_epoch)
+                measure = context.is_main and every > 0 and (current + 1) % every == 0
+                result = self.step(next(batches), self.schedule.epoch(current), measure_gradients=measure)
                 current += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{result.total:.4f}")
                 last = current == steps
                 if context.is_main and (current % self.train.log_every == 0 or last):
                     self._log_step(current, result)
+                if result.gradient_norms:
+                    self._log_gradients(current, result)
                 if context.is_main and (current % self.train.val_every == 0 or last):
                     self._validate(current, val_cases)
                 stop = distributed.any_rank(context, self.stop_requested)
@@ -181,7 +191,6 @@ class Trainer:
         stream = EpochStream(
             len(dataset), self.train.seed, ctx.rank, ctx.world_size, skip=start * self.train.batch_size
         )
-        self.steps_per_epoch = math.ceil(stream.per_rank / self.train.batch_size)
         loader = DataLoader(
             dataset,
             batch_size=self.train.batch_size,
@@ -214,25 +223,37 @@ class Trainer:
     # -- per step -----------------------------------------------------------------------
 
     def _log_step(self, current: int, result: StepResult) -> None:
+        """Each term's raw value and weight (train.log: `name=value*weight`), and gradient norms."""
         lr = self.step.scheduler.get_last_lr()[0]
-        terms = " ".join(f"{k}={v:.4g}" for k, v in result.terms.items())
-        self.log.info("step %d loss %.5f lr %.3g %s", current, result.total, lr, terms)
+        terms = " ".join(
+            f"{k}={v:.4g}" + (f"*{result.weights[k]:.4g}" if k in result.weights else "")
+            for k, v in result.terms.items()
+        )
+        self.log.info(
+            "step %d epoch %.2f loss %.5f lr %.3g %s",
+            current,
+            self.schedule.epoch(current),
+            result.total,
+            lr,
+            terms,
+        )
         self.writer.add_scalar("loss/total", result.total, current)
         self.writer.add_scalar("lr", lr, current)
         for name, value in result.terms.items():
             self.writer.add_scalar(f"loss/{name}", value, current)
+        for name, weight in result.weights.items():
+            self.writer.add_scalar(f"weight/{name}", weight, current)
+
+    def _log_gradients(self, current: int, result: StepResult) -> None:
+        """The gradient norm each weighted term sends to the student, in train.log and TensorBoard."""
+        norms = " ".join(f"{k}={v:.4g}" for k, v in result.gradient_norms.items())
+        self.log.info("step %d gradient norm on the student %s", current, norms)
+        for name, value in result.gradient_norms.items():
+            self.writer.add_scalar(f"gradient_norm/{name}", value, current)
 
     def _validate(self, current: int, val_cases: List) -> None:
         network = inference_network(self.experiment, self.networks)
-        scores = validate(
-            network,
-            val_cases,
-            self.val_subsets,
-            self.experiment.patch,
-            self.labels,
-            self.context.device,
-            self.train.bf16,
-        )
+        scores = validate(network, val_cases, self.val_subsets, self.experiment, self.context.device)
         self.log.info(
             "step %d validation Dice %s", current, " ".join(f"{k}={v:.4f}" for k, v in scores.items())
         )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from mstkd.cases import Case
-from mstkd.conventions import REGIONS, LabelConvention, Subset, region_masks
+from mstkd.conventions import REGIONS, LabelConvention, Subset, label_convention, region_masks
+from mstkd.experiment import ExperimentConfig
 from mstkd.intensity import brain_mask, normalise_sequences
 from mstkd.metrics import dice
 from mstkd.prediction.labelmap import predict_labels
@@ -28,12 +29,14 @@ def validate(
     network: nn.Module,
     cases: Sequence[Mapping[str, np.ndarray]],
     subsets: Sequence[Subset],
-    patch: Tuple[int, int, int],
-    labels: LabelConvention,
+    experiment: ExperimentConfig,
     device: torch.device,
-    bf16: bool = False,
 ) -> Dict[str, float]:
-    """Mean Dice of WT, TC, ET (and their mean) over every case and subset, whole volumes."""
+    """Mean Dice of WT, TC, ET (and their mean) over every case and subset, whole volumes.
+
+    The experiment gives the patch, labels, normalisation, precision and the label rule.
+    """
+    labels = label_convention(experiment.data.labels)
     was_training = network.training
     network.eval()
     scores: Dict[str, List[float]] = {region: [] for region in REGIONS}
@@ -42,10 +45,17 @@ def validate(
             raw = np.asarray(case[RAW])
             reference = region_masks(np.asarray(case[LABEL])[0], labels)
             for subset in subsets:
-                image = normalise_sequences(raw, subset.mask)
-                mask = brain_mask(raw, subset.mask)
+                image = normalise_sequences(raw, subset.mask, experiment.data.normalisation)
                 predicted = predict_labels(
-                    network, patch, labels, image, subset.mask, device, bf16=bf16, mask=mask
+                    network,
+                    experiment.patch,
+                    labels,
+                    image,
+                    subset.mask,
+                    device,
+                    bf16=experiment.train.bf16,
+                    mask=brain_mask(raw, subset.mask),
+                    output=experiment.output,
                 )
                 predicted_regions = region_masks(predicted, labels)
                 for region in REGIONS:
