@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
@@ -11,6 +10,7 @@ from torch import nn
 
 from mstkd.conventions import LabelConvention
 from mstkd.intensity import brain_mask
+from mstkd.prediction.sliding import window_grid
 from mstkd.prediction.window import ScoreFunction, predict_scores, score_function
 from mstkd.targets import channels_to_labels
 
@@ -25,18 +25,6 @@ def brain_box(mask: np.ndarray) -> Optional[Box]:
     if len(where[0]) == 0:
         return None
     return tuple(slice(int(i.min()), int(i.max()) + 1) for i in where)  # type: ignore[return-value]
-
-
-def window_count(size: Sequence[int], patch: Sequence[int], overlap: float) -> int:
-    """How many windows MONAI's sliding window runs over an image of `size` (padded up to `patch`)."""
-    count = 1
-    for side, window in zip(size, patch):
-        side = max(side, window)
-        if side == window:
-            continue
-        step = max(int(window * (1 - overlap)), 1)
-        count *= math.ceil((side - window) / step) + 1
-    return count
 
 
 def predict_labels(
@@ -66,7 +54,7 @@ def predict_labels(
     crop = image[(slice(None), *box)]
     score = score_function(network, present)
     if on_windows is not None:
-        score = _counting(score, window_count(crop.shape[1:], patch, overlap), on_windows)
+        score = _counting(score, len(window_grid(crop.shape[1:], patch, overlap)), on_windows)
     scores = predict_scores(
         score,
         torch.from_numpy(np.ascontiguousarray(crop))[None],
@@ -76,7 +64,7 @@ def predict_labels(
         bf16,
         windows_per_batch,
     )
-    labels[box] = channels_to_labels(scores, convention)[0].numpy()
+    labels[box] = channels_to_labels(scores, convention)[0].cpu().numpy()
     labels[~mask] = 0
     return labels
 

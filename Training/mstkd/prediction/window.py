@@ -1,16 +1,16 @@
-"""Sliding-window prediction of per-channel scores over a whole volume (MONAI, Gaussian blending)."""
+"""Sliding-window prediction of per-channel scores over a whole volume (Gaussian blending)."""
 
 from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
 import torch
-from monai.inferers import sliding_window_inference
 from torch import Tensor, nn
 
 from mstkd.devices import autocast
 from mstkd.models.magms import MAGMSNet
 from mstkd.models.mstkdnet import MSTKDNet
+from mstkd.prediction.sliding import sliding_window
 
 ScoreFunction = Callable[[Tensor], Tensor]
 
@@ -50,16 +50,6 @@ def predict_scores(
     bf16: bool = False,
     windows_per_batch: int = 4,
 ) -> Tensor:
-    """(B, 4, X, Y, Z) image -> (B, 4, X, Y, Z) float32 scores on the CPU, windows run on `device`."""
+    """(B, 4, X, Y, Z) image -> (B, 4, X, Y, Z) float32 scores on `device`, where the windows run."""
     with autocast(device, bf16):
-        scores = sliding_window_inference(
-            image,
-            roi_size=tuple(patch),
-            sw_batch_size=windows_per_batch,
-            predictor=lambda window: score(window).float(),
-            overlap=overlap,
-            mode="gaussian",
-            sw_device=device,
-            device=torch.device("cpu"),
-        )
-    return torch.as_tensor(scores).as_subclass(torch.Tensor).float()
+        return sliding_window(image, patch, score, overlap, windows_per_batch, device)
