@@ -90,6 +90,7 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
     from mstkd.inference.output import check_output_path, write_result
     from mstkd.inference.predictor import Predictor
     from mstkd.preprocess.reference import choose_reference
+    from mstkd.training.distributed import launched_world_size
 
     files = exam_files(args)
     if not files:
@@ -101,6 +102,11 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
         raise MSTKDError("Name the label map to write with -o OUT.nii.gz (or OUT.nrrd).")
     if args.sequences:
         raise MSTKDError("--sequences goes with --input-dir; for one exam, give only the sequences to use.")
+    if launched_world_size() > 1:
+        raise MSTKDError(
+            "torchrun shares the cases of a folder (--input-dir, --output-dir) among its processes; "
+            "segment one exam with plain `mstkd segment`."
+        )
     output = check_output_path(args.output)
     reference = choose_reference(files, args.reference)  # a wrong --reference fails before any work
 
@@ -121,11 +127,7 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     from mstkd.cases import MISSING_SEGMENTATION, MISSING_SEQUENCES, discover_cases
     from mstkd.conventions import parse_subset
     from mstkd.errors import MSTKDError
-    from mstkd.files import remove_stale_partials
-    from mstkd.inference.events import scaled
-    from mstkd.inference.output import write_result
-    from mstkd.inference.predictor import Predictor
-    from mstkd.progress import progress
+    from mstkd.training import distributed
 
     given = [f"--{s}" for s in exam_files(args)]
     given += [name for name, value in (("-o", args.output), ("--summary", args.summary)) if value is not None]
@@ -141,25 +143,52 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     if args.output_dir.exists() and not args.output_dir.is_dir():
         raise MSTKDError(f"{args.output_dir} is a file; give a folder for the label maps.")
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    for leftover in remove_stale_partials(args.output_dir):
-        print(f"mstkd segment: removed {leftover.name}, half-written by an interrupted run", file=sys.stderr)
+    context = distributed.start(args.device)
+    try:
+        return _segment_share(args, emit, out, discovery.cases, wanted, context)
+    finally:
+        distributed.stop(context)
 
-    predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
-    cases = discovery.cases
+
+def _segment_share(args: argparse.Namespace, emit, out: TextIO, cases, wanted, context) -> int:
+    """Segment this process's share of the cases not yet written (all of them in a single process).
+
+    Under torchrun every rank lists the same unwritten cases, after rank 0 has removed files
+    half-written by an interrupted run and before anyone writes, and takes every
+    world_size-th one from its rank: no case twice, none left out, and a rerun resumes.
+    """
+    from mstkd.errors import MSTKDError
+    from mstkd.files import remove_stale_partials
+    from mstkd.inference.events import scaled
+    from mstkd.inference.output import write_result
+    from mstkd.inference.predictor import Predictor
+    from mstkd.progress import progress
+    from mstkd.training import distributed
+
+    who = f"rank {context.rank} of {context.world_size}: " if context.enabled else ""
+    if context.is_main:
+        for leftover in remove_stale_partials(args.output_dir):
+            note = f"removed {leftover.name}, half-written by an interrupted run"
+            print(f"mstkd segment: {note}", file=sys.stderr)
+    distributed.barrier(context)
+    outputs = {case.case_id: args.output_dir / f"{case.case_id}.nii.gz" for case in cases}
+    pending = [case for case in cases if not outputs[case.case_id].exists()]
+    skipped = [case.case_id for case in cases if outputs[case.case_id].exists()] if context.is_main else []
+    distributed.barrier(context)
+    share = pending[context.rank :: context.world_size]
+
+    predictor = Predictor(args.model, str(context.device), progress=scaled(emit, 0.0, 0.0))
     done: List[str] = []
-    skipped: List[str] = []
     failed: List[Tuple[str, str]] = []
-    bar = progress(cases, "cases", total=len(cases))
+    bar = progress(share, "cases", total=len(share))
+    for case_id in skipped:
+        _log(bar, f"{case_id}: skipped, {outputs[case_id].name} exists")
     for index, case in enumerate(bar):
-        output = args.output_dir / f"{case.case_id}.nii.gz"
-        if output.exists():
-            skipped.append(case.case_id)
-            _log(bar, f"{case.case_id}: skipped, {output.name} exists")
-            continue
+        output = outputs[case.case_id]
         try:
             files = _case_files(case, wanted)
             # Text mode shows the bar and a line per case; jsonl gives a program every event.
-            events = scaled(emit, index / len(cases), (index + 1) / len(cases), f"{case.case_id}: ")
+            events = scaled(emit, index / len(share), (index + 1) / len(share), f"{case.case_id}: ")
             result = predictor.segment(
                 files,
                 args.reference,
@@ -169,18 +198,19 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
             write_result(result, output, args.output_dir / f"{case.case_id}.json")
         except MSTKDError as error:
             failed.append((case.case_id, str(error)))
-            _log(bar, f"{case.case_id}: failed: {error}")
+            _log(bar, f"{who}{case.case_id}: failed: {error}")
             continue
         except Exception as error:  # one broken case must not stop the batch
             failed.append((case.case_id, f"{type(error).__name__}: {error}"))
-            _log(bar, f"{case.case_id}: failed with an unexpected {type(error).__name__}: {error}")
+            _log(bar, f"{who}{case.case_id}: failed with an unexpected {type(error).__name__}: {error}")
             continue
         done.append(case.case_id)
-        _log(bar, f"{case.case_id}: wrote {output.name} ({', '.join(result.sequences)} on {result.device})")
+        used = f"{', '.join(result.sequences)} on {result.device}"
+        _log(bar, f"{who}{case.case_id}: wrote {output.name} ({used})")
     bar.close()
     print(
-        f"{len(done)} case(s) segmented, {len(skipped)} skipped (already written), {len(failed)} failed; "
-        f"label maps in {args.output_dir}",
+        f"{who}{len(done)} case(s) segmented, {len(skipped)} skipped (already written), "
+        f"{len(failed)} failed; label maps in {args.output_dir}",
         file=out,
     )
     for case_id, message in failed:

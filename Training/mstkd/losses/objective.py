@@ -26,19 +26,21 @@ DISCRIMINATED_STYLE = 1
 
 @dataclass
 class ObjectiveResult:
-    """The differentiable total, and every computed term (unweighted, detached) with its weight."""
+    """The differentiable total and weighted terms; each term unweighted and detached, with its weight."""
 
     total: Tensor
     terms: Dict[str, Tensor]
     weights: Dict[str, float]
+    weighted: Dict[str, Tensor]
 
 
 def _combine(weighted: List[Tuple[str, float, Tensor]]) -> ObjectiveResult:
-    total = sum(weight * value.float() for _, weight, value in weighted)
+    parts = {name: weight * value.float() for name, weight, value in weighted}
     return ObjectiveResult(
-        total=total,
+        total=sum(parts.values()),
         terms={name: value.detach() for name, _, value in weighted},
         weights={name: weight for name, weight, _ in weighted},
+        weighted=parts,
     )
 
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from mstkd.checkpoint import load_checkpoint, model_metadata, save_checkpoint
 from mstkd.conventions import SEQUENCES, SUBSETS, label_convention, parse_subsets
+from mstkd.devices import training_precision
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_networks, inference_network
 from mstkd.imageio import read_spacing
@@ -183,6 +184,7 @@ class Trainer:
         write_splits(self.files, split)
         self.log.info("%s", discovery_summary)
         self.log.info("split: %d train, %d val, %d test", len(split.train), len(split.val), len(split.test))
+        self.log.info("precision: %s", training_precision(self.context.device, self.train.bf16))
 
     # -- per step -----------------------------------------------------------------------
 
