@@ -57,3 +57,32 @@ def test_gaussian_weights_peak_in_the_centre_and_stay_positive():
     assert weights.shape == (9, 8, 7)
     assert float(weights.max()) == pytest.approx(float(weights[4, 3:5, 3].max()))
     assert float(weights.min()) >= 1e-3
+
+
+def test_the_image_is_tested_for_nan_once_not_per_window(monkeypatch):
+    """A test of each window's values would make a GPU wait for the host at every window."""
+    from pathlib import Path
+
+    from mstkd.errors import MSTKDError
+    from mstkd.experiment import build_inference_network, load_experiment
+    from mstkd.models import checks
+    from mstkd.prediction.window import predict_scores, score_function
+
+    tiny = load_experiment(Path(__file__).resolve().parents[1] / "Training" / "configs" / "tiny.yaml", [])
+    torch.manual_seed(0)
+    network = build_inference_network(tiny, torch.device("cpu")).eval()
+    tests = []
+    real_isfinite = torch.isfinite
+    monkeypatch.setattr(checks.torch, "isfinite", lambda x: tests.append(x.shape) or real_isfinite(x))
+    image = torch.randn(1, 4, 48, 40, 40)
+    scores = predict_scores(
+        score_function(network), image, tiny.patch, torch.device("cpu"), windows_per_batch=2
+    )
+    assert scores.shape == (1, 4, 48, 40, 40) and len(window_grid((48, 40, 40), tiny.patch, 0.5)) == 8
+    assert tests == [image.shape]
+    with torch.inference_mode():
+        network(torch.randn(1, 4, *tiny.patch))  # outside the sliding window, every call is tested
+    assert len(tests) == 2
+    image[0, 1, 5, 5, 5] = float("nan")
+    with pytest.raises(MSTKDError, match="NaN or infinite"):
+        predict_scores(score_function(network), image, tiny.patch, torch.device("cpu"))

@@ -65,6 +65,8 @@ def resolve_device(name: str = DEFAULT_DEVICE) -> torch.device:
 def bf16_support(device: torch.device) -> Tuple[bool, str]:
     """Whether `device` computes bfloat16 in hardware, and what says so."""
     if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return False, "PyTorch sees no GPU"
         capability = torch.cuda.get_device_capability(device)
         gpu = f"{torch.cuda.get_device_name(device)}, compute capability {capability[0]}.{capability[1]}"
         if capability >= CUDA_BF16_CAPABILITY:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from mstkd.devices import autocast
+from mstkd.models.checks import check_finite, values_checked
 from mstkd.models.magms import MAGMSNet
 from mstkd.models.mstkdnet import MSTKDNet
 from mstkd.prediction.sliding import sliding_window
@@ -50,6 +51,10 @@ def predict_scores(
     bf16: bool = False,
     windows_per_batch: int = 4,
 ) -> Tensor:
-    """(B, 4, X, Y, Z) image -> (B, 4, X, Y, Z) float32 scores on `device`, where the windows run."""
-    with autocast(device, bf16):
+    """(B, 4, X, Y, Z) image -> (B, 4, X, Y, Z) float32 scores on `device`, where the windows run.
+
+    The image's values are tested once, so that no window waits for a test of its own.
+    """
+    check_finite(image, "The image")
+    with autocast(device, bf16), values_checked():
         return sliding_window(image, patch, score, overlap, windows_per_batch, device)
