@@ -150,7 +150,7 @@ def test_the_predictor_reports_a_fallback_in_its_progress_and_result(predictor, 
 
     # A machine without a GPU stands in for one: the network stays where it is, "cuda" runs out of memory.
     monkeypatch.setattr(predictor_module, "predict_labels", fake_gpu)
-    monkeypatch.setattr(predictor.model.network, "to", lambda device: predictor.model.network)
+    monkeypatch.setattr(predictor.model.network, "to", lambda device, **layout: predictor.model.network)
     monkeypatch.setattr(predictor, "device", torch.device("cuda"))
     events = []
     result = predictor.segment({"flair": case_file(phantom_root, "flair")}, progress=events.append)

@@ -1,14 +1,45 @@
-"""Choosing the compute device and the precision it supports."""
+"""Choosing the compute device, the precision it computes fast, and the memory layout it prefers."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ContextManager, FrozenSet, Tuple
 
 import torch
 
 from mstkd.conventions import DEFAULT_DEVICE, parse_device
 from mstkd.errors import MSTKDError
+
+# bf16 tensor cores arrived with compute capability 8.0 (A100); older GPUs emulate bf16.
+CUDA_BF16_CAPABILITY = (8, 0)
+# CPU flags (as /proc/cpuinfo names them) of bf16 arithmetic in hardware; without one, PyTorch
+# emulates bf16 in fp32 registers and autocast ran many times slower than fp32.
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+# Where /proc/cpuinfo is missing (macOS, Windows): PyTorch's own probes of the same features.
+_TORCH_CPU_PROBES = {"amx_bf16": "_is_amx_tile_supported", "avx512_bf16": "_is_avx512_bf16_supported"}
+CPUINFO = Path("/proc/cpuinfo")
+# What a caller may ask inference to run in; "auto" lets the device decide (inference_precision).
+PRECISIONS = ("auto", "fp32", "bf16")
+# Memory layouts of 5-D activations and weights: PyTorch's default (channels first) and channels-last.
+LAYOUTS = {"default": torch.contiguous_format, "channels_last": torch.channels_last_3d}
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The precision a job runs in, and why it was chosen."""
+
+    name: str  # "bf16" or "fp32"
+    reason: str
+
+    @property
+    def bf16(self) -> bool:
+        """True for bfloat16 autocast."""
+        return self.name == "bf16"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.reason})"
 
 
 def resolve_device(name: str = DEFAULT_DEVICE) -> torch.device:
@@ -45,15 +76,83 @@ def mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
-def supports_bf16(device: torch.device) -> bool:
-    """True where bfloat16 autocast runs natively (CUDA with bf16 support, or the CPU)."""
+def bf16_support(device: torch.device) -> Tuple[bool, str]:
+    """Whether `device` computes bfloat16 in hardware, and what says so."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu"
+        if not torch.cuda.is_available():
+            return False, "PyTorch sees no GPU"
+        capability = torch.cuda.get_device_capability(device)
+        gpu = f"{torch.cuda.get_device_name(device)}, compute capability {capability[0]}.{capability[1]}"
+        if capability >= CUDA_BF16_CAPABILITY:
+            return True, f"{gpu}: bf16 tensor cores"
+        return False, f"{gpu}: no bf16 tensor cores (from 8.0)"
+    if device.type == "cpu":
+        found = [flag for flag in CPU_BF16_FLAGS if flag in cpu_flags()]
+        if found:
+            return True, f"the CPU has {' and '.join(found)}"
+        return False, f"the CPU has neither {' nor '.join(CPU_BF16_FLAGS)}: bf16 would be emulated, slowly"
+    return False, f"bf16 is not checked on {device.type}"
+
+
+def supports_bf16(device: torch.device) -> bool:
+    """True where bfloat16 autocast runs in hardware (see bf16_support)."""
+    return bf16_support(device)[0]
+
+
+def training_precision(device: torch.device, bf16: bool) -> Precision:
+    """bf16 when asked for (train.bf16, `bench`) and the device computes it in hardware, else fp32."""
+    if not bf16:
+        return Precision("fp32", "bf16 not asked for")
+    native, why = bf16_support(device)
+    return Precision("bf16" if native else "fp32", why)
+
+
+def inference_precision(device: torch.device, requested: str = "auto") -> Precision:
+    """The precision of inference on `device`: `requested` (one of PRECISIONS), where it can run.
+
+    "auto" is bf16 on a GPU with bf16 tensor cores and fp32 elsewhere, the CPU included: on a
+    CPU with bf16 instructions, bf16 would be faster but moves labels at the 0.5 threshold, and
+    fp32 labels do not depend on the machine's instruction set.
+    """
+    if requested not in PRECISIONS:
+        raise MSTKDError(f"Unknown precision '{requested}'; use one of {', '.join(PRECISIONS)}.")
+    if requested == "fp32":
+        return Precision("fp32", "asked for")
+    native, why = bf16_support(device)
+    if requested == "bf16" or device.type == "cuda":
+        return Precision("bf16" if native else "fp32", why)
+    return Precision("fp32", "the CPU runs inference in fp32")
 
 
 def autocast(device: torch.device, bf16: bool) -> ContextManager:
-    """bfloat16 autocast on `device` when asked for and supported, else a no-op context."""
+    """bfloat16 autocast on `device` when asked for and computed in hardware, else a no-op context."""
     if bf16 and supports_bf16(device):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def inference_layout(device: torch.device) -> str:
+    """The memory layout (a key of LAYOUTS) inference networks run in on `device`.
+
+    Channels-last ran the networks faster on the CPU at the same labels (`mstkd bench model`
+    prints the ratio); a GPU keeps the default until the same benchmark shows it pays there.
+    """
+    return "channels_last" if device.type == "cpu" else "default"
+
+
+def inference_memory_format(device: torch.device) -> torch.memory_format:
+    """The torch memory format of `inference_layout(device)`."""
+    return LAYOUTS[inference_layout(device)]
+
+
+def cpu_flags() -> FrozenSet[str]:
+    """The CPU's feature flags: /proc/cpuinfo where there is one, else PyTorch's probes."""
+    try:
+        text = CPUINFO.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    probes = {flag: getattr(torch.cpu, probe, None) for flag, probe in _TORCH_CPU_PROBES.items()}
+    return frozenset(flag for flag, probe in probes.items() if probe is not None and probe())

@@ -11,13 +11,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from mstkd.bench.measure import BYTES_PER_MIB, PeakRSS, measure
 from mstkd.checkpoint import model_metadata, save_checkpoint
 from mstkd.conventions import DEFAULT_LABELS, SEQUENCES, Subset, make_subset
+from mstkd.devices import inference_precision
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_inference_network
 from mstkd.inference.output import write_result
@@ -46,6 +47,7 @@ class InferenceRow:
     peak_rss_mib: float
     peak_cuda_mib: Optional[float]
     device: str
+    precision: str
 
 
 def write_bench_case(folder: Path, shape: Sequence[int]) -> Dict[str, Path]:
@@ -83,10 +85,21 @@ def export_untrained(experiment: ExperimentConfig, path: Path) -> Path:
 
 
 def bench_inference(
-    predictor: Predictor, files: Dict[str, Path], out_dir: Path, repeats: int
+    predictor: Predictor,
+    files: Dict[str, Path],
+    out_dir: Path,
+    repeats: int,
+    report: Callable[[InferenceRow], None] = lambda row: None,
 ) -> List[InferenceRow]:
-    """Time segment + write for each subset of BENCH_SUBSETS (one warm-up run each), and its peak memory."""
-    return [_bench_subset(predictor, subset, files, out_dir, repeats) for subset in BENCH_SUBSETS]
+    """Time segment + write for each subset of BENCH_SUBSETS (one warm-up run each), and its peak memory.
+
+    `report` receives each row as soon as it is measured.
+    """
+    rows = []
+    for subset in BENCH_SUBSETS:
+        rows.append(_bench_subset(predictor, subset, files, out_dir, repeats))
+        report(rows[-1])
+    return rows
 
 
 def format_table(rows: Sequence[InferenceRow]) -> str:
@@ -94,13 +107,13 @@ def format_table(rows: Sequence[InferenceRow]) -> str:
     header = f"{'sequences':<20}{'median s':>9}{'min s':>8}{'max s':>8}" + "".join(
         f"{name:>7}" for name in ("read", "prep", "infer", "post", "write")
     )
-    lines = [header + f"{'RSS MiB':>9}{'CUDA MiB':>10}  device"]
+    lines = [header + f"{'RSS MiB':>9}{'CUDA MiB':>10}  device, precision"]
     for row in rows:
         stages = "".join(f"{row.stages_s[stage]:>7.2f}" for stage in STAGES)
         cuda = f"{row.peak_cuda_mib:>10.0f}" if row.peak_cuda_mib is not None else f"{'-':>10}"
         lines.append(
             f"{'+'.join(row.sequences):<20}{row.median_s:>9.2f}{row.min_s:>8.2f}{row.max_s:>8.2f}{stages}"
-            f"{row.peak_rss_mib:>9.0f}{cuda}  {row.device}"
+            f"{row.peak_rss_mib:>9.0f}{cuda}  {row.device}, {row.precision}"
         )
     return "\n".join(lines)
 
@@ -131,4 +144,5 @@ def _bench_subset(
         peak_rss_mib=rss.peak / BYTES_PER_MIB,
         peak_cuda_mib=measured.peak_memory_mib if device.type == "cuda" else None,
         device=summaries[-1]["device"],  # the CPU after an out-of-memory fallback
+        precision=inference_precision(torch.device(summaries[-1]["device"]), predictor.precision).name,
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, List
+from typing import Any, Callable, Dict, List
 
 import psutil
 import torch
@@ -77,3 +79,20 @@ def _timed(run: Callable[[], None], device: torch.device) -> float:
 def _synchronise(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def machine(device: torch.device) -> Dict[str, Any]:
+    """What the figures were measured on, and the load they were measured under."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    cpus = os.cpu_count() or 1
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    where = gpu or f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return {
+        "cpus": cpus,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": load[0],
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "cudnn_tf32": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else None,
+        "summary": f"{where}; load average {load[0]:.1f} on {cpus} CPUs; torch {torch.__version__}",
+    }

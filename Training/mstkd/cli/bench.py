@@ -1,4 +1,4 @@
-"""`mstkd bench`: speed and memory figures of training and inference."""
+"""`mstkd bench`: speed and memory figures of training and inference, each beside a baseline."""
 
 from __future__ import annotations
 
@@ -6,30 +6,36 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any, Dict, Optional
 
 from mstkd.cli.options import add_device, add_model
 from mstkd.files import write_text
 
+SEGMENT_SEQUENCES = "flair,t2"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `bench model`, `bench inference` and `bench batchnorm`."""
+    """Add `bench model`, `inference`, `engine`, `batchnorm`, `segment` and `all`."""
     parser = subparsers.add_parser("bench", help="measure speed and memory of training and inference")
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
     model = tasks.add_parser(
         "model",
-        help="one full training step and one inference pass, fp32 and bf16",
+        help="a full training step and an inference pass, each beside a baseline",
         description=(
             "Measure one full training step of the config's method (all networks, all losses, backward, "
-            "optimisers) and one inference pass of the student: median time over repeats and peak memory "
-            "(CUDA max allocated on a GPU, process RSS on the CPU), in fp32 and in bf16 autocast where "
-            "supported."
+            "optimisers) and one inference pass of its inference network: median time over repeats and "
+            "peak memory (CUDA max allocated on a GPU, process RSS on the CPU). Each figure is also given "
+            "as a ratio to a baseline measured in the same run: the step against the same step with the "
+            "reference code's two backward passes, channels-last inference against the default layout, "
+            "bf16 against fp32 (bf16 only where the device computes it in hardware; the output says which "
+            "and why)."
         ),
     )
     model.add_argument("--config", type=Path, required=True, help="experiment YAML")
     add_device(model)
     model.add_argument("--patch", help="override the patch, e.g. 64,64,64")
     model.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up (default 5)")
-    model.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    model.add_argument("--json", type=Path, help="also write the figures to this JSON file (each row)")
     model.set_defaults(run=run_model)
     inference = tasks.add_parser(
         "inference",
@@ -46,13 +52,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model(source)
     source.add_argument("--config", type=Path, help="experiment YAML: time an untrained network of it")
     add_device(inference)
+    add_precision(inference)
     inference.add_argument(
         "--repeats", type=int, default=3, help="timed repeats after one warm-up (default 3)"
     )
     inference.add_argument(
         "--shape", default="240,240,155", metavar="X,Y,Z", help="phantom size (default BraTS)"
     )
-    inference.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    inference.add_argument(
+        "--json", type=Path, help="also write the figures to this JSON file (after each row)"
+    )
     inference.set_defaults(run=run_inference)
     engine = tasks.add_parser(
         "engine",
@@ -99,40 +108,120 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     batchnorm.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     batchnorm.set_defaults(run=run_batchnorm)
 
+    segment = tasks.add_parser(
+        "segment",
+        help="wall time of `mstkd segment` from the shell, start-up included",
+        description=(
+            "Run `mstkd segment` on the demo's phantom exam (240 x 240 x 155, seed 2026) as a user does, "
+            "in a new Python process each time, and time it from the shell: median wall time over repeats "
+            "after one warm-up, the part spent segmenting (from its summary) and the rest (start-up and "
+            "exit), beside the floor no command can go under (`python -c 'import torch'`). Prints a "
+            "fingerprint of the label map, to check that two versions give the same labels."
+        ),
+    )
+    add_model(segment)
+    add_device(segment)
+    segment.add_argument(
+        "--sequences",
+        default=SEGMENT_SEQUENCES,
+        help=f"sequences to segment from (default {SEGMENT_SEQUENCES})",
+    )
+    segment.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up (default 5)")
+    segment.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    segment.set_defaults(run=run_segment)
+    suite = tasks.add_parser(
+        "all",
+        help="the GPU checks in one unattended run (skips cleanly without a GPU)",
+        description=(
+            "On a GPU: the paper-size student end to end on a 240 x 240 x 155 exam (fp32 and bf16, "
+            "every number of sequences, peak GPU memory), a paper-size training step (teacher, student, "
+            "discriminator; fp32 and bf16 with their baselines, steps/s, peak memory), and the demo model "
+            "per case. Each part runs in its own process under a time limit, and the JSON is rewritten "
+            "after each part, so an interrupted run keeps what it measured. Without a GPU it says so and "
+            "exits 0."
+        ),
+    )
+    add_device(suite, default="cuda")
+    suite.add_argument("--out", type=Path, default=Path("runs/gpu-checks"), help="folder of the JSON files")
+    suite.set_defaults(run=run_all)
+
+
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    """The `--precision` option of inference benchmarks."""
+    from mstkd.devices import PRECISIONS
+
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="inference precision (default auto: bf16 on a GPU with bf16 tensor cores, else fp32)",
+    )
+
 
 def run_model(args: argparse.Namespace) -> int:
-    """Measure and print the table, then the JSON."""
-    from mstkd.bench.model import bench_model
-    from mstkd.devices import resolve_device
+    """Measure and print each row as it comes, then the JSON."""
+    from mstkd.bench.measure import machine
+    from mstkd.bench.model import BenchRow, bench_model
+    from mstkd.devices import bf16_support, inference_layout, inference_precision, resolve_device
     from mstkd.experiment import load_experiment
 
     overrides = [f"patch=[{args.patch}]"] if args.patch else []
     experiment = load_experiment(args.config, overrides)
     device = resolve_device(args.device)
-    rows = bench_model(experiment, device, max(1, args.repeats))
-    print(
-        f"mstkd bench model: {args.config} ({experiment.method}), patch {list(experiment.patch)}, "
-        f"batch {experiment.train.batch_size}, device {device}"
-    )
-    print(f"{'task':<15}{'precision':<11}{'median s':>10}{'min s':>9}{'max s':>9}{'peak MiB':>11}  memory")
-    for row in rows:
-        m = row.measurement
-        print(
-            f"{row.task:<15}{row.precision:<11}{m.median_s:>10.3f}{m.min_s:>9.3f}{m.max_s:>9.3f}"
-            f"{m.peak_memory_mib:>11.0f}  {m.memory_kind}"
-        )
-    report = {
+    native, why = bf16_support(device)
+    report: Dict[str, Any] = {
         "config": str(args.config),
         "method": experiment.method,
         "patch": list(experiment.patch),
         "device": str(device),
-        "rows": [
-            {**dataclasses.asdict(r.measurement), "task": r.task, "precision": r.precision} for r in rows
-        ],
+        "machine": machine(device),
+        "bf16": {"measured": native, "reason": why},
+        "inference_precision": str(inference_precision(device)),
+        "inference_layout": inference_layout(device),
+        "rows": [],
     }
+    print(
+        f"mstkd bench model: {args.config} ({experiment.method}), patch {list(experiment.patch)}, "
+        f"batch {experiment.train.batch_size}, device {device}; {report['machine']['summary']}"
+    )
+    print(f"bf16: {'measured beside fp32' if native else 'not measured, fp32 only'}: {why}")
+    print(
+        f"mstkd segment on this device runs {report['inference_precision']}, "
+        f"layout {report['inference_layout']}"
+    )
+    print(
+        f"{'task':<36}{'precision':<10}{'layout':<15}{'median s':>9}{'min s':>8}{'max s':>8}{'per s':>7}"
+        f"{'peak MiB':>10}  {'vs baseline':<12}memory"
+    )
+
+    def show(row: BenchRow) -> None:
+        m = row.measurement
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "baseline"
+        print(
+            f"{row.task:<36}{row.precision:<10}{row.layout:<15}{m.median_s:>9.3f}{m.min_s:>8.3f}{m.max_s:>8.3f}"
+            f"{1 / m.median_s:>7.2f}{m.peak_memory_mib:>10.0f}  {ratio:<12}{m.memory_kind}",
+            flush=True,
+        )
+        report["rows"].append(
+            {
+                **dataclasses.asdict(m),
+                "task": row.task,
+                "precision": row.precision,
+                "layout": row.layout,
+                "per_second": 1 / m.median_s,
+                "baseline": row.baseline,
+                "ratio": row.ratio,
+            }
+        )
+        _write_json(args.json, report)
+
+    bench_model(experiment, device, max(1, args.repeats), show)
+    for row in report["rows"]:
+        if row["baseline"]:
+            print(
+                f"  {row['task']}, {row['precision']}, {row['layout']}: {row['ratio']:.2f}x {row['baseline']}"
+            )
     print(json.dumps(report))
-    if args.json:
-        write_text(args.json, json.dumps(report, indent=2))
     return 0
 
 
@@ -141,9 +230,10 @@ def run_inference(args: argparse.Namespace) -> int:
     import tempfile
 
     from mstkd.bench.inference import bench_inference, export_untrained, format_table, write_bench_case
+    from mstkd.bench.measure import machine
     from mstkd.experiment import load_experiment
     from mstkd.inference.predictor import Predictor
-    from mstkd.phantom import parse_size
+    from mstkd.phantom.grid import parse_size
 
     shape = parse_size(args.shape)
     with tempfile.TemporaryDirectory(prefix="mstkd-bench-") as scratch:
@@ -151,29 +241,36 @@ def run_inference(args: argparse.Namespace) -> int:
         model = args.model
         if args.config is not None:
             model = export_untrained(load_experiment(args.config), folder / "untrained.safetensors")
-        predictor = Predictor(model, args.device)
+        predictor = Predictor(model, args.device, precision=args.precision)
+        source = f"config {args.config} (untrained)" if args.config else f"model {predictor.name}"
+        report: Dict[str, Any] = {
+            "model": str(args.config) if args.config else predictor.name,
+            "untrained": args.config is not None,
+            "sha256": predictor.sha256,
+            "patch": list(predictor.model.patch),
+            "spacing": list(predictor.model.spacing),
+            "shape": list(shape),
+            "device": str(predictor.device),
+            "machine": machine(predictor.device),
+            "precision": args.precision,
+            "rows": [],
+        }
+        print(
+            f"mstkd bench inference: {source}, sha256 {predictor.sha256[:12]}..., patch "
+            f"{list(predictor.model.patch)}, model spacing {list(predictor.model.spacing)} mm, exam "
+            f"{'x'.join(str(s) for s in shape)}, device {predictor.device}, precision {args.precision}; "
+            f"{report['machine']['summary']}",
+            flush=True,
+        )
         files = write_bench_case(folder / "exam", shape)
-        rows = bench_inference(predictor, files, folder / "out", max(1, args.repeats))
-    source = f"config {args.config} (untrained)" if args.config else f"model {predictor.name}"
-    print(
-        f"mstkd bench inference: {source}, sha256 {predictor.sha256[:12]}..., patch "
-        f"{list(predictor.model.patch)}, model spacing {list(predictor.model.spacing)} mm, exam "
-        f"{'x'.join(str(s) for s in shape)}, device {predictor.device}"
-    )
+
+        def keep(row) -> None:
+            report["rows"].append(dataclasses.asdict(row))
+            _write_json(args.json, report)
+
+        rows = bench_inference(predictor, files, folder / "out", max(1, args.repeats), keep)
     print(format_table(rows))
-    report = {
-        "model": str(args.config) if args.config else predictor.name,
-        "untrained": args.config is not None,
-        "sha256": predictor.sha256,
-        "patch": list(predictor.model.patch),
-        "spacing": list(predictor.model.spacing),
-        "shape": list(shape),
-        "device": str(predictor.device),
-        "rows": [dataclasses.asdict(r) for r in rows],
-    }
     print(json.dumps(report))
-    if args.json:
-        write_text(args.json, json.dumps(report, indent=2))
     return 0
 
 
@@ -214,8 +311,7 @@ def run_engine(args: argparse.Namespace) -> int:
         "cpu_ratio": times.cpu_ratio,
     }
     print(json.dumps(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    _write_json(args.json, report)
     return 0
 
 
@@ -240,6 +336,42 @@ def run_batchnorm(args: argparse.Namespace) -> int:
         print(f"{name:<14}" + "".join(f"{scores[region]:>8.4f}" for region in regions))
     report = {"model": predictor.name, "sha256": predictor.sha256, "patches": args.patches, "dice": results}
     print(json.dumps(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    _write_json(args.json, report)
     return 0
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    """Time `mstkd segment` from the shell on the demo exam; print the figures, then the JSON."""
+    import tempfile
+
+    from mstkd.bench.inference import write_bench_case
+    from mstkd.bench.measure import machine
+    from mstkd.bench.segment import bench_segment, format_report
+    from mstkd.conventions import parse_subset
+    from mstkd.devices import resolve_device
+    from mstkd.phantom.grid import BRATS_SIZE
+
+    subset = parse_subset(args.sequences)
+    device = resolve_device(args.device)
+    with tempfile.TemporaryDirectory(prefix="mstkd-bench-") as scratch:
+        files = write_bench_case(Path(scratch) / "exam", BRATS_SIZE)
+        chosen = {s: files[s] for s in subset.sequences}
+        result = bench_segment(chosen, args.model, str(device), Path(scratch) / "out", max(1, args.repeats))
+    report = {**dataclasses.asdict(result), "device": str(device), "machine": machine(device)}
+    print(format_report(result, report["machine"]["summary"]))
+    print(json.dumps(report))
+    _write_json(args.json, report)
+    return 0
+
+
+def run_all(args: argparse.Namespace) -> int:
+    """The GPU checks, part by part; without a GPU, one line and status 0."""
+    from mstkd.bench.suite import run_suite
+
+    return run_suite(args.device, args.out)
+
+
+def _write_json(path: Optional[Path], report: Dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(report, indent=2) + "\n")

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
-from typing import List, NoReturn, Optional
+from typing import List, NoReturn, Optional, Sequence
 
 from mstkd import __version__
-from mstkd.cli import bench, demo, evaluate, evaluate_model, info, phantom, segment, serve, train
 from mstkd.errors import USER_ERROR_STATUS, MSTKDError
 
-SUBCOMMANDS = (demo, segment, serve, evaluate, phantom, train, evaluate_model, info, bench)
+# The module of each subcommand, in the order `mstkd --help` lists them. Only the one being run
+# is imported: `mstkd segment` does not wait for what `mstkd evaluate` or `mstkd phantom` import.
+SUBCOMMANDS = {
+    "demo": "mstkd.cli.demo",
+    "segment": "mstkd.cli.segment",
+    "serve": "mstkd.cli.serve",
+    "evaluate": "mstkd.cli.evaluate",
+    "phantom": "mstkd.cli.phantom",
+    "train": "mstkd.cli.train",
+    "evaluate-model": "mstkd.cli.evaluate_model",
+    "info": "mstkd.cli.info",
+    "bench": "mstkd.cli.bench",
+}
 
 # A command ended by a signal exits with 128 + its number, as a shell reports it.
 SIGNAL_STATUS_BASE = 128
@@ -34,22 +46,24 @@ class Stopped(BaseException):
         self.signum = signum
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full `mstkd` parser with every subcommand registered."""
+def build_parser(commands: Sequence[str] = tuple(SUBCOMMANDS)) -> argparse.ArgumentParser:
+    """The `mstkd` parser with `commands` registered (default: every subcommand)."""
     parser = OneLineErrorParser(
         prog="mstkd",
         description="Brain-tumour segmentation from any subset of MRI sequences (FLAIR, T1, T1ce, T2).",
     )
     parser.add_argument("--version", action="version", version=f"mstkd {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in SUBCOMMANDS:
-        module.register(subparsers)
+    for command in commands:
+        importlib.import_module(SUBCOMMANDS[command]).register(subparsers)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one subcommand; a user error prints its message (no traceback) and exits with 2."""
-    return run(build_parser().parse_args(argv))
+    argv = sys.argv[1:] if argv is None else argv
+    named = argv[:1] if argv and argv[0] in SUBCOMMANDS else tuple(SUBCOMMANDS)
+    return run(build_parser(named).parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:

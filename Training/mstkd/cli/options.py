@@ -24,12 +24,12 @@ def add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
     )
 
 
-def add_device(options: Options) -> None:
+def add_device(options: Options, default: str = DEFAULT_DEVICE) -> None:
     """The `--device` option: where to compute."""
     options.add_argument(
         "--device",
-        default=DEFAULT_DEVICE,
-        help=f"one of {', '.join(DEVICE_CHOICES)} (default {DEFAULT_DEVICE})",
+        default=default,
+        help=f"one of {', '.join(DEVICE_CHOICES)} (default {default})",
     )
 
 

@@ -119,6 +119,7 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO, load_predictor: Predic
     from mstkd.inference.output import check_outputs, check_space, write_result
     from mstkd.preprocess.inputs import read_exam
     from mstkd.preprocess.reference import choose_reference
+    from mstkd.training.distributed import launched_world_size
 
     files = exam_files(args)
     if not files:
@@ -130,6 +131,11 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO, load_predictor: Predic
         raise MSTKDError("Name the label map to write with -o OUT.nii.gz (or OUT.nrrd).")
     if args.sequences:
         raise MSTKDError("--sequences goes with --input-dir; for one exam, give only the sequences to use.")
+    if launched_world_size() > 1:
+        raise MSTKDError(
+            "torchrun shares the cases of a folder (--input-dir, --output-dir) among its processes; "
+            "segment one exam with plain `mstkd segment`."
+        )
     choose_reference(files, args.reference)  # a wrong --reference fails before any work
     options = vars(args).get("sequence_options", {})
     check_outputs(
@@ -159,10 +165,7 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO, load_predictor: Pred
     from mstkd.conventions import parse_subset
     from mstkd.errors import MSTKDError
     from mstkd.files import check_writable, make_folder
-    from mstkd.inference.events import scaled
-    from mstkd.inference.output import CASE_OUTPUTS, check_outputs, check_space, is_finished, write_result
-    from mstkd.preprocess.inputs import read_exam
-    from mstkd.progress import progress
+    from mstkd.training import distributed
 
     given = [f"--{s}" for s in exam_files(args)]
     given += [name for name, value in (("-o", args.output), ("--summary", args.summary)) if value is not None]
@@ -179,21 +182,51 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO, load_predictor: Pred
         raise MSTKDError(f"{args.output_dir} is a file; give a folder for the label maps.")
     check_writable(args.output_dir)
     make_folder(args.output_dir)
-    _remove_stale_partials(args.output_dir)
+    context = distributed.start(args.device)
+    try:
+        return _segment_share(args, emit, out, discovery.cases, wanted, context, load_predictor)
+    finally:
+        distributed.stop(context)
 
-    predictor = load_predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
-    cases = discovery.cases
+
+def _segment_share(
+    args: argparse.Namespace, emit, out: TextIO, cases, wanted, context, load_predictor: PredictorFactory
+) -> int:
+    """Segment this process's share of the cases not yet written (all of them in a single process).
+
+    Under torchrun every rank lists the same unfinished cases, after rank 0 has removed files
+    half-written by an interrupted run and before anyone writes, and takes every
+    world_size-th one from its rank: no case twice, none left out, and a rerun resumes.
+    """
+    from mstkd.errors import MSTKDError
+    from mstkd.inference.events import scaled
+    from mstkd.inference.output import CASE_OUTPUTS, check_outputs, check_space, is_finished, write_result
+    from mstkd.preprocess.inputs import read_exam
+    from mstkd.progress import progress
+    from mstkd.training import distributed
+
+    who = f"rank {context.rank} of {context.world_size}: " if context.enabled else ""
+    if context.is_main:
+        _remove_stale_partials(args.output_dir)
+    distributed.barrier(context)
+    outputs = {
+        case.case_id: (args.output_dir / f"{case.case_id}.nii.gz", args.output_dir / f"{case.case_id}.json")
+        for case in cases
+    }
+    finished = {case_id for case_id, (output, summary) in outputs.items() if is_finished(output, summary)}
+    pending = [case for case in cases if case.case_id not in finished]
+    skipped = [case.case_id for case in cases if case.case_id in finished] if context.is_main else []
+    distributed.barrier(context)
+    share = pending[context.rank :: context.world_size]
+
+    predictor = load_predictor(args.model, str(context.device), progress=scaled(emit, 0.0, 0.0))
     done: List[str] = []
-    skipped: List[str] = []
     failed: List[Tuple[str, str]] = []
-    bar = progress(cases, "cases", total=len(cases))
+    bar = progress(share, "cases", total=len(share))
+    for case_id in skipped:
+        _log(bar, f"{case_id}: skipped, {outputs[case_id][0].name} exists")
     for index, case in enumerate(bar):
-        output = args.output_dir / f"{case.case_id}.nii.gz"
-        summary = args.output_dir / f"{case.case_id}.json"
-        if is_finished(output, summary):
-            skipped.append(case.case_id)
-            _log(bar, f"{case.case_id}: skipped, {output.name} exists")
-            continue
+        output, summary = outputs[case.case_id]
         try:
             files = _case_files(case, wanted)
             inputs = {f"{name} file": path for name, path in case.sequences.items()}
@@ -203,27 +236,28 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO, load_predictor: Pred
             exam = read_exam(files, args.reference)
             check_space(output, summary, exam.images[exam.reference])
             # Text mode shows the bar and a line per case; jsonl gives a program every event.
-            events = scaled(emit, index / len(cases), (index + 1) / len(cases), f"{case.case_id}: ")
+            events = scaled(emit, index / len(share), (index + 1) / len(share), f"{case.case_id}: ")
             result = predictor.segment_exam(
                 exam, progress=events if args.progress == "jsonl" else None, labels=args.labels
             )
             write_result(result, output, summary)
         except MSTKDError as error:
             failed.append((case.case_id, str(error)))
-            _log(bar, f"{case.case_id}: failed: {error}")
+            _log(bar, f"{who}{case.case_id}: failed: {error}")
             continue
         except Exception as error:  # one broken case must not stop the batch
             failed.append((case.case_id, f"{type(error).__name__}: {error}"))
-            _log(bar, f"{case.case_id}: failed with an unexpected {type(error).__name__}: {error}")
+            _log(bar, f"{who}{case.case_id}: failed with an unexpected {type(error).__name__}: {error}")
             continue
         done.append(case.case_id)
         for note in [*result.fallbacks, *result.warnings]:
-            _log(bar, f"{case.case_id}: warning: {note}")
-        _log(bar, f"{case.case_id}: wrote {output.name} ({', '.join(result.sequences)} on {result.device})")
+            _log(bar, f"{who}{case.case_id}: warning: {note}")
+        used = f"{', '.join(result.sequences)} on {result.device}"
+        _log(bar, f"{who}{case.case_id}: wrote {output.name} ({used})")
     bar.close()
     print(
-        f"{len(done)} case(s) segmented, {len(skipped)} skipped (already written), {len(failed)} failed; "
-        f"label maps in {args.output_dir}",
+        f"{who}{len(done)} case(s) segmented, {len(skipped)} skipped (already written), "
+        f"{len(failed)} failed; label maps in {args.output_dir}",
         file=out,
     )
     for case_id, message in failed:

@@ -18,8 +18,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 
 from mstkd.conventions import SEQUENCES, parse_device
-from mstkd.devices import autocast, mps_available, resolve_device
-from mstkd.inference.predictor import WINDOWS_PER_BATCH, fallback_reason, release_gpu_memory, uses_bf16
+from mstkd.devices import (
+    autocast,
+    inference_memory_format,
+    inference_precision,
+    mps_available,
+    resolve_device,
+)
+from mstkd.inference.predictor import WINDOWS_PER_BATCH, fallback_reason, release_gpu_memory
 from mstkd.prediction.estimate import ModelSpeed
 from mstkd.prediction.window import score_function
 
@@ -82,14 +88,15 @@ def measure_speed(
     stays short for large models.
     """
     model = predictor.model
-    network = model.network.to(device)
+    network = model.network.to(device, memory_format=inference_memory_format(device))
+    bf16 = inference_precision(device, predictor.precision).bf16
     score = score_function(network, (True,) * len(SEQUENCES))
     timed = 1 if device.type == "cpu" else windows_per_batch
 
     def windows(count: int) -> torch.Tensor:
         return torch.zeros((count, len(SEQUENCES), *model.patch), device=device)
 
-    with torch.inference_mode(), autocast(device, uses_bf16(device)):
+    with torch.inference_mode(), autocast(device, bf16):
         score(windows(1))
         _synchronise(device)
         if device.type == "cuda":

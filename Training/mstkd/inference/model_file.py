@@ -12,6 +12,7 @@ from torch import nn
 
 from mstkd.checkpoint import experiment_of, load_checkpoint, unverified_metadata
 from mstkd.conventions import LabelConvention, label_convention
+from mstkd.devices import inference_memory_format
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_inference_network
 from mstkd.experiment.sections import OutputConfig
@@ -61,7 +62,10 @@ class TrainedModel:
 def load_trained_model(
     path: Union[str, Path], device: torch.device, expected_sha256: Optional[str] = None
 ) -> TrainedModel:
-    """Read a model file (refusing damaged or foreign ones) and rebuild its network on `device`."""
+    """Read a model file (refusing damaged or foreign ones) and rebuild its network on `device`.
+
+    The network is laid out in memory as `device` runs it fastest (`inference_memory_format`).
+    """
     checkpoint = load_checkpoint(path, expected_sha256)
     experiment = experiment_of(checkpoint)
     try:
@@ -78,7 +82,7 @@ def load_trained_model(
             f"{checkpoint.path} does not hold the weights of the network its metadata describes "
             f"({str(error).splitlines()[0]}); it is not an inference model file (use student.safetensors)."
         ) from None
-    network.to(device).eval()
+    network.to(device, memory_format=inference_memory_format(device)).eval()
     return TrainedModel(
         network,
         experiment,

@@ -25,7 +25,7 @@ from mstkd.conventions import (
     convert_labels,
     label_convention,
 )
-from mstkd.devices import mps_available, resolve_device, supports_bf16
+from mstkd.devices import inference_memory_format, inference_precision, mps_available, resolve_device
 from mstkd.errors import MSTKDError
 from mstkd.imageio import array_to_image, image_to_array
 from mstkd.inference.events import SPANS, ProgressCallback, ProgressTracker, StageReport
@@ -54,6 +54,7 @@ class Predictor:
 
     Labels follow the model's own label rule and post-processing (recorded in its file);
     `label_rule` ('exclusive', 'independent', 'argmax') and `et_min_voxels` override them.
+    `precision` is auto (bf16 on a GPU with bf16 tensor cores, else fp32), fp32 or bf16.
     """
 
     def __init__(
@@ -65,8 +66,11 @@ class Predictor:
         overlap: float = OVERLAP,
         label_rule: Optional[str] = None,
         et_min_voxels: Optional[int] = None,
+        precision: str = "auto",
     ) -> None:
         self.device = resolve_device(device)
+        inference_precision(self.device, precision)  # an unknown precision fails before loading
+        self.precision = precision
         tracker = ProgressTracker(progress)
 
         def downloading(done: int, total: int) -> None:
@@ -184,7 +188,7 @@ class Predictor:
         infer = report.span("infer", *SPANS["infer"])
 
         def attempt(device: torch.device, windows_per_batch: int) -> Tuple[np.ndarray, int, int]:
-            self.model.network.to(device)
+            self._place(device)
             windows = _WindowProgress(infer, device, windows_per_batch)
             labels = predict_labels(
                 self.model.network,
@@ -194,7 +198,7 @@ class Predictor:
                 exam.present,
                 device,
                 self.overlap,
-                bf16=uses_bf16(device),
+                bf16=inference_precision(device, self.precision).bf16,
                 windows_per_batch=windows_per_batch,
                 on_windows=windows,
                 mask=exam.mask,
@@ -208,13 +212,17 @@ class Predictor:
                 attempt, self.device, lambda note: infer(0.0, note)
             )
         finally:
-            self.model.network.to(self.device)
+            self._place(self.device)
         step = (
-            f"sliding-window inference on {device} ({'bf16' if uses_bf16(device) else 'fp32'}): {total} "
+            f"sliding-window inference on {device} in {inference_precision(device, self.precision)}: {total} "
             f"windows of {'x'.join(str(p) for p in self.model.patch)} voxels, {per_batch} per batch, "
             f"overlap {self.overlap:g}, over the brain's bounding box; {describe_output(self.model.output)}"
         )
         return labels, device, fallbacks, step
+
+    def _place(self, device: torch.device) -> None:
+        """The network on `device`, in the memory layout it runs fastest there."""
+        self.model.network.to(device, memory_format=inference_memory_format(device))
 
 
 def run_with_fallback(
@@ -302,11 +310,6 @@ def _preparation_stage(doing: str) -> str:
         if stem in words:
             return stage
     return "preprocess"
-
-
-def uses_bf16(device: torch.device) -> bool:
-    """bf16 autocast on a GPU that supports it; the CPU runs fp32 (bf16 is slow on most CPUs)."""
-    return device.type == "cuda" and supports_bf16(device)
 
 
 def _out_of_memory() -> MSTKDError:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import contextlib
+from contextvars import ContextVar
+from typing import Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor
 
 from mstkd.conventions import SEQUENCES
 from mstkd.errors import MSTKDError
+
+# True while the windows of an image whose values were checked as a whole go through a network:
+# testing each window's values would make a GPU wait for the host at every window.
+_VALUES_CHECKED: ContextVar[bool] = ContextVar("values_checked", default=False)
 
 
 def check_input(
@@ -42,9 +48,24 @@ def check_input(
         raise MSTKDError(
             f"{network} expects a floating-point tensor; got {x.dtype}. Convert it with .float()."
         )
-    values = x if channels is None else x[:, list(channels)]
     # A meta tensor has no values to test; it only serves shape checks and parameter counts.
-    if x.device.type != "meta" and not bool(torch.isfinite(values).all()):
+    if x.device.type != "meta" and not _VALUES_CHECKED.get():
+        check_finite(x if channels is None else x[:, list(channels)], f"{network} input")
+
+
+def check_finite(x: Tensor, what: str) -> None:
+    """Raise unless every value of `x` is finite (`what` names it in the message)."""
+    if not bool(torch.isfinite(x).all()):
         raise MSTKDError(
-            f"{network} input holds NaN or infinite values; replace them (e.g. with 0) before segmenting."
+            f"{what} holds NaN or infinite values; replace them (e.g. with 0) before segmenting."
         )
+
+
+@contextlib.contextmanager
+def values_checked() -> Iterator[None]:
+    """Within it, networks skip the test of their input's values: the caller has tested them."""
+    token = _VALUES_CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _VALUES_CHECKED.reset(token)

@@ -69,7 +69,7 @@ def predict_labels(
         windows_per_batch,
         output.blending,
     )
-    labels[box] = probabilities_to_labels(scores[0], convention, output.rule, output.threshold).numpy()
+    labels[box] = probabilities_to_labels(scores[0], convention, output.rule, output.threshold).cpu().numpy()
     labels[~mask] = 0
     return remove_small_et(labels, convention, output.et_min_voxels, output.et_min_voxels_per)
 

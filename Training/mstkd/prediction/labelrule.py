@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from mstkd.conventions import (
     ARGMAX_RULE,
@@ -82,6 +81,8 @@ def remove_small_et(
     if per == PER_CASE:
         small = enhancing if enhancing.sum() < min_voxels else np.zeros_like(enhancing)
     else:
+        from scipy import ndimage  # here, not above: `mstkd segment` need not wait for scipy's import
+
         components, _ = ndimage.label(enhancing, structure=np.ones((3, 3, 3), dtype=bool))
         sizes = np.bincount(components.ravel())
         small = enhancing & (sizes[components] < min_voxels)

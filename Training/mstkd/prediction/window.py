@@ -1,17 +1,18 @@
-"""Sliding-window prediction of per-channel scores over a whole volume (MONAI, Gaussian blending)."""
+"""Sliding-window prediction of per-channel scores over a whole volume (Gaussian or constant blending)."""
 
 from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
 import torch
-from monai.inferers import sliding_window_inference
 from torch import Tensor, nn
 
 from mstkd.devices import autocast
 from mstkd.experiment.sections import GAUSSIAN_BLENDING
+from mstkd.models.checks import check_finite, values_checked
 from mstkd.models.magms import MAGMSNet
 from mstkd.models.mstkdnet import MSTKDNet
+from mstkd.prediction.sliding import sliding_window
 
 ScoreFunction = Callable[[Tensor], Tensor]
 
@@ -41,19 +42,11 @@ def predict_scores(
     windows_per_batch: int = 4,
     blending: str = GAUSSIAN_BLENDING,
 ) -> Tensor:
-    """(B, 4, X, Y, Z) image -> (B, 4, X, Y, Z) float32 scores on the CPU, windows run on `device`.
+    """(B, 4, X, Y, Z) image -> (B, 4, X, Y, Z) float32 scores on `device`, where the windows run.
 
-    Overlapping windows are averaged as `blending` says (mstkd.experiment.sections.BLENDINGS).
+    Overlapping windows are averaged as `blending` says (mstkd.experiment.sections.BLENDINGS). The
+    image's values are tested once, so that no window waits for a test of its own.
     """
-    with autocast(device, bf16):
-        scores = sliding_window_inference(
-            image,
-            roi_size=tuple(patch),
-            sw_batch_size=windows_per_batch,
-            predictor=lambda window: score(window).float(),
-            overlap=overlap,
-            mode=blending,
-            sw_device=device,
-            device=torch.device("cpu"),
-        )
-    return torch.as_tensor(scores).as_subclass(torch.Tensor).float()
+    check_finite(image, "The image")
+    with autocast(device, bf16), values_checked():
+        return sliding_window(image, patch, score, overlap, windows_per_batch, device, blending)

@@ -32,9 +32,14 @@ class DistributedContext:
         return self.world_size > 1
 
 
+def launched_world_size() -> int:
+    """How many processes torchrun started for this job (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def start(device_name: str) -> DistributedContext:
     """Join the process group when launched by torchrun (NCCL on GPU, gloo on CPU)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = launched_world_size()
     if world_size == 1:
         return DistributedContext(0, 1, resolve_device(device_name))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))

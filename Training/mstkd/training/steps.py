@@ -6,7 +6,7 @@ The trainer and `mstkd bench model` run the same steps, so what is benchmarked i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -122,13 +122,15 @@ class TrainingStep:
             else:
                 result = self.objective(self.trainable(student_image, None, True), target)
         norms = self._gradient_norms(result) if measure_gradients else {}
-        self._update(self.optimiser, self.trainable, result.total)
+        self._update(self.optimiser, self.trainable, lambda: self.backward(result))
         self.scheduler.step()
         terms = _floats(result)
         if self.discriminator_optimiser is not None:
             with autocast(self.device, self.train.bf16):
                 loss = discriminator_objective(self.networks.discriminator, teacher, student)
-            self._update(self.discriminator_optimiser, self.networks.discriminator, loss, all_reduce=True)
+            self._update(
+                self.discriminator_optimiser, self.networks.discriminator, loss.backward, all_reduce=True
+            )
             terms[DISCRIMINATOR_TERM] = float(loss.detach())
         return StepResult(float(result.total.detach()), terms, dict(result.weights), norms)
 
@@ -144,11 +146,19 @@ class TrainingStep:
             norms[name] = float(torch.stack(present).sum().sqrt()) if present else 0.0
         return norms
 
+    def backward(self, result: ObjectiveResult) -> None:
+        """The gradients of the whole objective, in one backward pass (the reference code takes two)."""
+        result.total.backward()
+
     def _update(
-        self, optimiser: torch.optim.Optimizer, module: nn.Module, loss: Tensor, all_reduce=False
+        self,
+        optimiser: torch.optim.Optimizer,
+        module: nn.Module,
+        backward: Callable[[], None],
+        all_reduce=False,
     ) -> None:
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        backward()
         if all_reduce and dist.is_initialized():
             # The discriminator runs twice per step, which DDP's reducer does not allow;
             # averaging its few gradients by hand keeps the ranks in step.

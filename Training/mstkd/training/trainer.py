@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from mstkd.checkpoint import checkpoint_bytes, load_checkpoint, model_metadata
 from mstkd.conventions import SEQUENCES, SUBSETS, label_convention, parse_subsets
+from mstkd.devices import training_precision
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_networks, inference_network
 from mstkd.files import make_folder, write_bytes, write_text, write_together
@@ -219,6 +220,7 @@ class Trainer:
         write_splits(self.files, split)
         self.log.info("%s", discovery_summary)
         self.log.info("split: %d train, %d val, %d test", len(split.train), len(split.val), len(split.test))
+        self.log.info("precision: %s", training_precision(self.context.device, self.train.bf16))
 
     # -- per step -----------------------------------------------------------------------
 
