@@ -7,10 +7,10 @@ import sys
 from typing import List, Optional
 
 from mstkd import __version__
-from mstkd.cli import bench, demo, evaluate, evaluate_model, info, phantom, segment, train
+from mstkd.cli import bench, demo, evaluate, evaluate_model, info, phantom, segment, study, train
 from mstkd.errors import MSTKDError
 
-SUBCOMMANDS = (demo, segment, evaluate, phantom, train, evaluate_model, info, bench)
+SUBCOMMANDS = (demo, segment, evaluate, phantom, train, evaluate_model, study, info, bench)
 
 USER_ERROR_STATUS = 2
 
