@@ -39,7 +39,7 @@ def write_study(folder: Path, phantom_root: Path, **changes) -> Path:
         "set": [
             "data.workers=0",
             "train.learning_rate=0.003",
-            "train.checkpoint_every=2",
+            "train.checkpoint_every=4",
             "train.val_every=1000",
             "train.val_subsets=all",
         ],

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Sequence
 
 import numpy as np
 
 from mstkd.conventions import REGIONS
+from mstkd.study.curves import TRAINING_LOSS, VALIDATION_DICE, read_curve
 
 DOTS_PER_INCH = 100
 SEED_STYLES = ("-", "--", ":", "-.")
-# What the trainer writes to TensorBoard: the validation Dice it picks the best model by, and the loss.
-CURVES = (("val_dice/mean", "validation Dice (mean of WT, TC, ET)"), ("loss/total", "training loss (total)"))
-
-Curve = Tuple[List[int], List[float]]
+CURVES = ((VALIDATION_DICE, "validation Dice (mean of WT, TC, ET)"), (TRAINING_LOSS, "training loss (total)"))
 
 
 def plot_dice_per_subset(dice: Dict[str, np.ndarray], subsets: Sequence[str], title: str, path: Path) -> Path:
@@ -54,9 +52,16 @@ def plot_training_curves(runs: Dict[str, Dict[int, Path]], title: str, path: Pat
     for number, (arm, seeds) in enumerate(runs.items()):
         for k, (seed, run) in enumerate(sorted(seeds.items())):
             for axis, (tag, _) in zip(axes, CURVES):
-                steps, values = read_curve(run / "tensorboard", tag)
+                curve = read_curve(run / "tensorboard", tag)
                 style = SEED_STYLES[k % len(SEED_STYLES)]
-                axis.plot(steps, values, style, color=f"C{number}", label=f"{arm} seed {seed}", linewidth=1)
+                axis.plot(
+                    curve.steps,
+                    curve.values,
+                    style,
+                    color=f"C{number}",
+                    label=f"{arm} seed {seed}",
+                    linewidth=1,
+                )
     for axis, (_, label) in zip(axes, CURVES):
         axis.set_xlabel("step")
         axis.set_ylabel(label)
@@ -66,21 +71,6 @@ def plot_training_curves(runs: Dict[str, Dict[int, Path]], title: str, path: Pat
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return _save(figure, path)
-
-
-def read_curve(folder: Path, tag: str) -> Curve:
-    """(steps, values) of one TensorBoard scalar; a step logged again after a resume keeps its last value."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    if not folder.is_dir():
-        return [], []
-    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})
-    accumulator.Reload()
-    if tag not in accumulator.Tags()["scalars"]:
-        return [], []
-    by_step = {event.step: event.value for event in accumulator.Scalars(tag)}
-    steps = sorted(by_step)
-    return steps, [by_step[s] for s in steps]
 
 
 def _save(figure, path: Path) -> Path:

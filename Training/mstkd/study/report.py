@@ -16,6 +16,7 @@ from mstkd.models.summary import meta_networks, parameter_count
 from mstkd.protocol import METRICS
 from mstkd.splits import read_split
 from mstkd.study.config import StudyConfig
+from mstkd.study.curves import TRAINING_LOSS, VALIDATION_DICE, read_curve
 from mstkd.study.figures import plot_dice_per_subset, plot_training_curves
 from mstkd.study.folder import StudyFolder
 from mstkd.study.results import ArmScores, compare, gather, seed_averages, subset_table
@@ -23,12 +24,18 @@ from mstkd.study.statistics import METHOD
 
 UNITS = {"dice": "Dice (%)", "hd95": "HD95 (mm)"}
 SCALE = {"dice": 100.0, "hd95": 1.0}
+MODEL_CHOSEN = {"best": "the one with the best validation Dice", "last": "the last step's"}
 
 
-def write_report(study: StudyConfig, folder: StudyFolder, command: str) -> Dict[str, Path]:
-    """Write report.json, report.md and the figures from every evaluation finished so far."""
+def write_report(
+    study: StudyConfig, folder: StudyFolder, command: str, with_figures: bool = True
+) -> Dict[str, Path]:
+    """Write report.json, report.md and (unless told not to) the figures from every evaluation so far.
+
+    Without figures, report.md links none, so that it never shows figures older than its tables.
+    """
     report = build_report(study, folder, command)
-    figures = _figures(study, folder, report)
+    figures = _figures(study, folder, report) if with_figures else {}
     paths = {"json": folder.report_json, "markdown": folder.report_markdown, **figures}
     atomic_write(folder.report_json, lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"))
     markdown = render_markdown(report, {k: p.relative_to(folder.root) for k, p in figures.items()})
@@ -71,6 +78,7 @@ def build_report(study: StudyConfig, folder: StudyFolder, command: str) -> Dict[
             "tests": {name: _source(source) for name, source in study.data.test.items()},
         },
         "arms": {arm: _arm_description(study, arm) for arm in study.arms},
+        "runs": _runs(study, folder),
         "tests": tests,
     }
 
@@ -93,6 +101,25 @@ def _arm_description(study: StudyConfig, arm: str) -> Dict[str, Any]:
         "patch": list(experiment.patch),
         "parameters": {role: parameter_count(network) for role, network in networks.items()},
     }
+
+
+def _runs(study: StudyConfig, folder: StudyFolder) -> Dict[str, Dict[str, Any]]:
+    """Each run's progress from its TensorBoard scalars: last step, best validation Dice, time per step."""
+    runs: Dict[str, Dict[str, Any]] = {}
+    for arm in study.arms:
+        for seed in study.seeds:
+            tensorboard = folder.run(arm, seed) / "tensorboard"
+            loss, dice = read_curve(tensorboard, TRAINING_LOSS), read_curve(tensorboard, VALIDATION_DICE)
+            if not loss.steps:
+                continue
+            best = int(np.argmax(dice.values)) if dice.values else None
+            runs.setdefault(arm, {})[str(seed)] = {
+                "last_step": loss.steps[-1],
+                "best_validation_dice": dice.values[best] if best is not None else None,
+                "best_step": dice.steps[best] if best is not None else None,
+                "seconds_per_step": loss.seconds_per_step(),
+            }
+    return runs
 
 
 def _source(source) -> Dict[str, Any]:
@@ -156,7 +183,7 @@ def render_markdown(report: Dict[str, Any], figures: Dict[str, Path]) -> str:
         "",
         f"Every arm trained for {report['steps']} steps with seeds {', '.join(map(str, report['seeds']))} "
         f"on the same {data['train_cases']} training and {data['val_cases']} validation cases; the model "
-        f"evaluated is the {'best on validation' if report['model'] == 'best' else 'last step'}'s. "
+        f"evaluated is {MODEL_CHOSEN[report['model']]}. "
         f"Training sources: {'; '.join(json.dumps(s) for s in data['train_sources'])}.",
         "",
         f"Paired differences to the reference arm ({report['reference']}): {report['statistics']}. "
@@ -176,11 +203,27 @@ def render_markdown(report: Dict[str, Any], figures: Dict[str, Path]) -> str:
             f"| {arm} | {about['method']} | `{about['config']}` | {overrides} | "
             f"{'x'.join(map(str, about['patch']))} | {inference:,} | {sum(params.values()):,} |"
         )
+    lines += _runs_table(report["runs"])
     for test, section in report["tests"].items():
         lines += _test_section(report, test, section, figures.get(f"dice_{test}"))
     if "curves" in figures:
         lines += ["", "## Training curves", "", f"![training curves of every arm]({figures['curves']})"]
     return "\n".join(lines) + "\n"
+
+
+def _runs_table(runs: Dict[str, Dict[str, Any]]) -> List[str]:
+    lines = [
+        "",
+        "| arm | seed | steps done | best validation Dice (step) | seconds per step (median) |",
+        "|---|---|---|---|---|",
+    ]
+    for arm, seeds in runs.items():
+        for seed, run in seeds.items():
+            best = run["best_validation_dice"]
+            best_text = f"{best:.3f} ({run['best_step']})" if best is not None else "-"
+            rate = f"{run['seconds_per_step']:.2f}" if run["seconds_per_step"] is not None else "-"
+            lines.append(f"| {arm} | {seed} | {run['last_step']} | {best_text} | {rate} |")
+    return lines
 
 
 def _test_section(

@@ -41,5 +41,5 @@ def run_study(
                 for test, test_cases in cases.tests.items():
                     evaluation = folder.evaluation(study.evaluation.convention, test, arm, seed)
                     evaluate_arm(study, run, test, test_cases, evaluation, say)
-                write_report(study, folder, command)
+                write_report(study, folder, command, with_figures=False)  # partial results, quickly
     return write_report(study, folder, command)
