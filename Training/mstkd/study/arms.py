@@ -18,7 +18,7 @@ from mstkd.config import to_mapping
 from mstkd.conventions import parse_subsets
 from mstkd.devices import resolve_device
 from mstkd.errors import MSTKDError
-from mstkd.experiment import ExperimentConfig
+from mstkd.experiment import ExperimentConfig, experiment_from_mapping
 from mstkd.inference.model import load_trained_model
 from mstkd.metrics import metric_convention
 from mstkd.protocol import evaluate_model
@@ -106,8 +106,15 @@ def evaluate_arm(
 
 
 def _refuse_other_config(experiment: ExperimentConfig, files: RunFiles) -> None:
-    """A run folder trained under another config is not this arm: say which settings differ."""
-    recorded = _flat(yaml.safe_load(files.config.read_text()))
+    """A run folder trained under another config is not this arm: say which settings differ.
+
+    The recorded config is read back through the current defaults, so that a setting added to the
+    code since (at its default) is no difference.
+    """
+    try:
+        recorded = _flat(to_mapping(experiment_from_mapping(yaml.safe_load(files.config.read_text()))))
+    except MSTKDError as error:
+        raise MSTKDError(f"{files.config} cannot be read as an experiment any more ({error})") from None
     wanted = _flat(to_mapping(experiment))
     differ = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
     if differ:
