@@ -13,20 +13,21 @@ from typing import Any, Callable, Dict, Mapping
 
 import yaml
 
-from mstkd.checkpoint import atomic_write, sha256_of
-from mstkd.config import to_mapping
+from mstkd.checkpoint import sha256_of
 from mstkd.conventions import parse_subsets
 from mstkd.devices import resolve_device
 from mstkd.errors import MSTKDError
+from mstkd.evaluation.protocol import evaluate_model
 from mstkd.experiment import ExperimentConfig, experiment_from_mapping
-from mstkd.inference.model import load_trained_model
+from mstkd.files import atomic_write
+from mstkd.inference.model_file import load_trained_model
 from mstkd.metrics import metric_convention
-from mstkd.protocol import evaluate_model
 from mstkd.study.config import StudyConfig
 from mstkd.study.data import CaseSet, StudyCases
 from mstkd.training.run import RunFiles
 from mstkd.training.state import load_training_state
 from mstkd.training.trainer import Trainer
+from mstkd.typed_config import to_mapping
 
 Say = Callable[[str], None]
 
@@ -63,25 +64,30 @@ def train_arm(experiment: ExperimentConfig, run: Path, say: Say) -> bool:
     return Trainer(experiment, run).run() >= steps
 
 
-def evaluate_arm(
-    study: StudyConfig, run: Path, test: str, cases: CaseSet, out: Path, say: Say
-) -> Dict[str, Any]:
-    """Score the run's model on every case and subset of a test set; reuse the file if up to date."""
+def evaluate_arm(study: StudyConfig, run: Path, test: str, cases: CaseSet, out: Path, say: Say) -> None:
+    """Score the run's model on every case and subset of a test set, unless `out` holds just that."""
     files = RunFiles(run)
     model_path = files.best_student if study.evaluation.model == "best" else files.student
     sha256 = sha256_of(model_path)
+    evaluation = study.evaluation
+    subsets = parse_subsets(evaluation.subsets)
+    settings = {
+        "cases": list(cases.ids),
+        "subsets": [s.name for s in subsets],
+        "overlap": evaluation.overlap,
+        "bf16": evaluation.bf16,
+    }
     if out.is_file():
         written = json.loads(out.read_text())
-        if written["sha256"] == sha256:
-            return written
+        if (written["sha256"], written.get("settings")) == (sha256, settings):
+            return
     say(f"{run}: evaluating on '{test}' ({len(cases.cases)} cases)")
     device = resolve_device(study.device)
     model = load_trained_model(model_path, device, expected_sha256=sha256)
-    evaluation = study.evaluation
     result = evaluate_model(
         model,
         cases.cases,
-        parse_subsets(evaluation.subsets),
+        subsets,
         metric_convention(evaluation.convention),
         device,
         split=f"test set '{test}' ({cases.root})",
@@ -91,7 +97,7 @@ def evaluate_arm(
     scores: Dict[str, Dict[str, Dict[str, Dict[str, float]]]] = {}
     for score in result.scores:
         scores.setdefault(score.case_id, {})[score.subset.name] = {
-            region: {"dice": value.dice, "hd95": value.hd95} for region, value in score.regions.items()
+            region: value.values() for region, value in score.regions.items()
         }
     written = {
         "test": test,
@@ -99,10 +105,10 @@ def evaluate_arm(
         "model": model_path.name,
         "sha256": sha256,
         "step": model.metadata.get("step"),
+        "settings": settings,
         "scores": scores,
     }
     atomic_write(out, lambda tmp: tmp.write_text(json.dumps(written)))
-    return written
 
 
 def _refuse_other_config(experiment: ExperimentConfig, files: RunFiles) -> None:

@@ -28,13 +28,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-from mstkd.config import apply_overrides, from_mapping, merge, read_config_file
 from mstkd.conventions import parse_subsets
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, experiment_from_mapping
 from mstkd.metrics import DEFAULT_METRIC_CONVENTION, metric_convention
 from mstkd.phantom.grid import check_size
 from mstkd.phantom.layout import DEFAULT_LAYOUT, get_layout
+from mstkd.typed_config import apply_overrides, from_mapping, merge, read_config_file
 
 MODEL_CHOICES = ("best", "last")  # best validation Dice, or the last step
 FOLDER = "folder"

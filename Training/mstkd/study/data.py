@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Tuple
 
-from mstkd.checkpoint import atomic_write
-from mstkd.config import to_mapping
-from mstkd.dataset import Case, discover_cases
+from mstkd.cases import Case, discover_cases
 from mstkd.errors import MSTKDError
+from mstkd.files import atomic_write
 from mstkd.phantom.generate import write_phantoms
 from mstkd.splits import random_split, read_split, write_split
 from mstkd.study.config import Source, StudyConfig
+from mstkd.typed_config import to_mapping
 
 POOL = "train-pool"
 

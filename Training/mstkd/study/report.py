@@ -8,19 +8,18 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from mstkd.checkpoint import atomic_write
-from mstkd.config import to_mapping
 from mstkd.conventions import REGIONS, parse_subsets
+from mstkd.experiment.summary import meta_networks, parameter_count
+from mstkd.files import atomic_write
 from mstkd.metrics import metric_convention
-from mstkd.models.summary import meta_networks, parameter_count
-from mstkd.protocol import METRICS
 from mstkd.splits import read_split
 from mstkd.study.config import StudyConfig
 from mstkd.study.curves import TRAINING_LOSS, VALIDATION_DICE, read_curve
 from mstkd.study.figures import plot_dice_per_subset, plot_training_curves
 from mstkd.study.folder import StudyFolder
-from mstkd.study.results import ArmScores, compare, gather, seed_averages, subset_table
+from mstkd.study.results import METRICS, ArmScores, compare, gather, seed_averages, subset_table
 from mstkd.study.statistics import METHOD
+from mstkd.typed_config import to_mapping
 
 UNITS = {"dice": "Dice (%)", "hd95": "HD95 (mm)"}
 SCALE = {"dice": 100.0, "hd95": 1.0}
