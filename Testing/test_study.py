@@ -22,7 +22,7 @@ from mstkd.training.state import load_training_state
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "Training" / "configs" / "tiny.yaml"
-STEPS = 12
+STEPS = 8
 SUBSETS = ["all", "FLAIR+T2"]
 
 
