@@ -32,7 +32,7 @@ from mstkd.conventions import parse_subsets
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, experiment_from_mapping
 from mstkd.metrics import DEFAULT_METRIC_CONVENTION, metric_convention
-from mstkd.phantom.grid import check_size
+from mstkd.phantom.grid import BRATS_SIZE, check_size
 from mstkd.phantom.layout import DEFAULT_LAYOUT, get_layout
 from mstkd.typed_config import apply_overrides, from_mapping, merge, read_config_file
 
@@ -46,7 +46,7 @@ class PhantomRecipe:
 
     cases: int
     seed: int
-    shape: Tuple[int, int, int] = (240, 240, 155)
+    shape: Tuple[int, int, int] = BRATS_SIZE
     layout: str = DEFAULT_LAYOUT
 
     def __post_init__(self) -> None:

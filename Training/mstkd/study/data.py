@@ -19,8 +19,8 @@ from mstkd.errors import MSTKDError
 from mstkd.files import atomic_write
 from mstkd.phantom.generate import write_phantoms
 from mstkd.splits import random_split, read_split, write_split
-from mstkd.study.config import Source, StudyConfig
-from mstkd.typed_config import to_mapping
+from mstkd.study.config import PhantomRecipe, Source, StudyConfig
+from mstkd.typed_config import from_mapping, to_mapping
 
 POOL = "train-pool"
 
@@ -63,8 +63,7 @@ def prepare_data(study: StudyConfig, folder: Path) -> StudyCases:
 def materialise(study: StudyConfig, source: Source, generated: Path) -> CaseSet:
     """The cases of a source: a folder (only those its split file lists), or phantoms made in `generated`."""
     if source.phantoms is not None:
-        root = _generate(to_mapping(source.phantoms), generated)
-        return _usable(root)
+        return _usable(_generate(source.phantoms, generated))
     cases = _usable(study.path(source.root))
     if source.split is None:
         return cases
@@ -72,11 +71,16 @@ def materialise(study: StudyConfig, source: Source, generated: Path) -> CaseSet:
     return CaseSet(cases.root, tuple(c for c in cases.cases if c.case_id in wanted))
 
 
-def _generate(recipe: Dict, root: Path) -> Path:
-    """Phantoms of `recipe` in `root`, generated unless the recipe file says they are there already."""
+def _generate(phantoms: PhantomRecipe, root: Path) -> Path:
+    """Phantoms of a recipe in `root`, generated unless the recipe file beside says they are there already.
+
+    The recorded recipe is read back through the current defaults, so that a setting added to the
+    code since (at its default) is no difference.
+    """
     marker = root.with_name(root.name + ".json")
+    recipe = to_mapping(phantoms)
     if marker.is_file():
-        written = json.loads(marker.read_text())
+        written = to_mapping(from_mapping(PhantomRecipe, json.loads(marker.read_text()), str(marker)))
         if written != recipe:
             raise MSTKDError(
                 f"{root} holds phantoms of another recipe ({written}, not {recipe}); the study config "
