@@ -27,6 +27,7 @@ ENGINE_LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("mstkd.checkpoint", "mstkd.prediction"),
     ("mstkd.training", "mstkd.inference"),
     ("mstkd.evaluation", "mstkd.bench"),
+    ("mstkd.study",),
     ("mstkd.cli",),
     ("mstkd.__main__",),
 )

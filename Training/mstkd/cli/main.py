@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "phantom": "mstkd.cli.phantom",
     "train": "mstkd.cli.train",
     "evaluate-model": "mstkd.cli.evaluate_model",
+    "study": "mstkd.cli.study",
     "info": "mstkd.cli.info",
     "bench": "mstkd.cli.bench",
 }

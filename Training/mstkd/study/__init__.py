@@ -1,0 +1,1 @@
+"""Controlled comparisons of training recipes: arms x seeds on identical data, evaluated and tested."""
