@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mstkd.dataset import NATIVE_FOLDER
+from mstkd.dataset import CLASS_MAP_FOLDER, NATIVE_FOLDER
 from mstkd.phantom.layout import DEFAULT_LAYOUT, LAYOUTS
 
 DESCRIPTION = """\
@@ -27,7 +27,11 @@ T2 axial 0.5x0.5x4 mm (RAS), each moved a little (a few degrees and millimetres)
 field of view; the seg file there lies on the T1ce grid.
 
 --preview writes OUT_DIR/previews/<case>.png: slices through the tumour for each sequence.
-""".replace("NATIVE", NATIVE_FOLDER)
+
+--class-maps also writes <case>/CLASSES/<case>_classes.nii.gz, the map of tissue and tumour
+classes the images were drawn from (1 CSF, 2 GM, 3 WM, 4 necrosis, 5 non-enhancing tumour core,
+6 enhancing tumour, 7 oedema): the input of domain-randomised training (data.synthesis).
+""".replace("NATIVE", NATIVE_FOLDER).replace("CLASSES", CLASS_MAP_FOLDER)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--native", action="store_true", help="also write each sequence on a clinical grid")
     parser.add_argument("--preview", action="store_true", help="also write a PNG per case")
+    parser.add_argument(
+        "--class-maps", action="store_true", help="also write each case's map of tissue and tumour classes"
+    )
     parser.set_defaults(run=run)
 
 
@@ -67,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         shape=parse_size(args.shape),
         native=args.native,
         preview=args.preview,
+        class_maps=args.class_maps,
         show_progress=sys.stderr.isatty(),
     )
     for folder in folders:

@@ -20,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from mstkd.conventions import PHANTOM_CLASSES
 from mstkd.errors import MSTKDError
 from mstkd.phantom.grid import Box
 
@@ -29,7 +30,7 @@ TEMPLATE_FILES: Dict[str, str] = {
     "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
 }
 # Label values of the tissue map a phantom carries alongside its images (0 is background).
-TISSUE_LABELS: Dict[str, int] = {"csf": 1, "gm": 2, "wm": 3}
+TISSUE_LABELS: Dict[str, int] = {name: PHANTOM_CLASSES[name] for name in ("csf", "gm", "wm")}
 
 # Gliomas grow in the cerebral white matter: sites must be almost pure WM, this deep inside the
 # brain, and above the tentorium (MNI z in mm; the cerebellum and brainstem lie lower and behind).

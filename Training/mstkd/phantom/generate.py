@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from mstkd.conventions import DEFAULT_LABELS, SEGMENTATION, SEQUENCES, convert_labels, label_convention
-from mstkd.dataset import NATIVE_FOLDER
+from mstkd.dataset import NATIVE_FOLDER, Case, class_map_path
 from mstkd.errors import MSTKDError
 from mstkd.imageio import PathLike, image_to_array, write_image
 from mstkd.phantom.anatomy import WORKERS, load_template, sample_anatomy
@@ -53,9 +53,10 @@ class PhantomCase:
     """One synthetic case: four sequences and labels on a BraTS-like grid, and optionally clinical grids.
 
     `images` are int16 scanner units, 0 outside the brain; `labels` (uint8) follow `convention`;
-    `tissues` (uint8) is the normal anatomy under the tumour: 1 CSF, 2 GM, 3 WM. With `native`,
-    `native_images` holds each sequence on its own clinical grid, `native_labels` lies on the
-    T1ce one, and `native_motions` maps each native grid's points to the BraTS grid's points
+    `tissues` (uint8) is the normal anatomy under the tumour: 1 CSF, 2 GM, 3 WM; `classes` (uint8)
+    is the class map the images were drawn from (PHANTOM_CLASSES: tissues and tumour compartments).
+    With `native`, `native_images` holds each sequence on its own clinical grid, `native_labels` lies
+    on the T1ce one, and `native_motions` maps each native grid's points to the BraTS grid's points
     (the patient's motion before that series).
     """
 
@@ -64,6 +65,7 @@ class PhantomCase:
     images: Dict[str, sitk.Image]
     labels: sitk.Image
     tissues: sitk.Image
+    classes: sitk.Image
     convention: str
     plan: TumourPlan
     native_images: Dict[str, sitk.Image] = field(default_factory=dict)
@@ -71,11 +73,11 @@ class PhantomCase:
     native_motions: Dict[str, sitk.Euler3DTransform] = field(default_factory=dict)
 
     def array(self, name: str) -> np.ndarray:
-        """A sequence, 'seg' or 'tissues' as an (i, j, k) array."""
+        """A sequence, 'seg', 'tissues' or 'classes' as an (i, j, k) array."""
         if name == SEGMENTATION:
             return image_to_array(self.labels)
-        if name == "tissues":
-            return image_to_array(self.tissues)
+        if name in ("tissues", "classes"):
+            return image_to_array(getattr(self, name))
         return image_to_array(self.images[name])
 
 
@@ -127,12 +129,16 @@ def generate_case(
         images = dict(zip(SEQUENCES, pool.map(scan, SEQUENCES)))
     labels = np.zeros(box_shape(crop), dtype=np.uint8)
     labels[block] = lesion.labels(labels_of)
+    tissues = anatomy.tissue_labels()
+    classes = tissues.copy()
+    classes[block] = lesion.classes(tissues[block], plan.enhancing)
     case = PhantomCase(
         seed=seed,
         index=index,
         images=images,
         labels=grid.image(_paste(grid, crop, labels)),
-        tissues=grid.image(_paste(grid, crop, anatomy.tissue_labels())),
+        tissues=grid.image(_paste(grid, crop, tissues)),
+        classes=grid.image(_paste(grid, crop, classes)),
         convention=labels_of.name,
         plan=plan,
     )
@@ -148,14 +154,21 @@ def _paste(grid: Grid, crop: Box, values: np.ndarray) -> np.ndarray:
     return full
 
 
-def write_case(case: PhantomCase, out_dir: PathLike, layout: str = DEFAULT_LAYOUT) -> Path:
-    """Write a case as a folder of `layout` under `out_dir` (clinical grids in its native/); returns it."""
+def write_case(
+    case: PhantomCase, out_dir: PathLike, layout: str = DEFAULT_LAYOUT, class_maps: bool = False
+) -> Path:
+    """Write a case as a folder of `layout` under `out_dir` (clinical grids in its native/); returns it.
+
+    With `class_maps`, the class map goes to the folder's classes/ (see `dataset.class_map_path`).
+    """
     chosen = get_layout(layout)
     case_id = chosen.case_id(case.index)
     folder = Path(out_dir) / case_id
     files = {**case.images, SEGMENTATION: _in_convention(case.labels, case.convention, chosen.labels)}
     for name, image in files.items():
         write_image(image, folder / chosen.file_name(case_id, name))
+    if class_maps:
+        write_image(case.classes, class_map_path(Case(case_id, {}, folder=folder)))
     if case.native_labels is not None:
         labels = _in_convention(case.native_labels, case.convention, chosen.labels)
         for name, image in {**case.native_images, SEGMENTATION: labels}.items():
@@ -180,10 +193,12 @@ def write_phantoms(
     native: bool = False,
     preview: bool = False,
     show_progress: bool = True,
+    class_maps: bool = False,
 ) -> List[Path]:
     """Generate and write cases 0..cases-1 of `seed`; returns their folders.
 
-    Previews go to `out_dir`/previews/<case>.png, outside the case folders.
+    Previews go to `out_dir`/previews/<case>.png, outside the case folders; `class_maps` writes
+    each case's class map too.
     """
     if cases < 1:
         raise MSTKDError(f"Ask for at least one case (--cases 1 or more); got {cases}.")
@@ -197,7 +212,7 @@ def write_phantoms(
     folders = []
     for index in progress(indices, "phantoms") if show_progress else indices:
         case = generate_case(seed, index, shape, chosen.labels, native)
-        folders.append(write_case(case, out_dir, chosen.name))
+        folders.append(write_case(case, out_dir, chosen.name, class_maps))
         if preview:
             save_preview(case, out_dir / PREVIEW_FOLDER / f"{chosen.case_id(index)}.png")
     return folders

@@ -10,14 +10,14 @@ voxel may be partly tumour) so the images get partial volume; labels are the dom
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 from scipy.special import expit
 
-from mstkd.conventions import LabelConvention
+from mstkd.conventions import PHANTOM_CLASSES, LabelConvention
 from mstkd.phantom.anatomy import Anatomy
 from mstkd.phantom.fields import smooth_noise
 from mstkd.phantom.grid import Box, Grid, box_around, box_axes_mm, box_shape
@@ -90,16 +90,28 @@ class Lesion:
     ed: np.ndarray
     texture: np.ndarray
 
-    def labels(self, convention: LabelConvention) -> np.ndarray:
-        """The dominant region of each voxel of the block, coded in `convention`."""
+    def dominant(self) -> Dict[str, np.ndarray]:
+        """Where each sub-region (ncr, et, ed) outweighs the others and normal tissue, on the block."""
         core = self.ncr + self.et
         normal = 1.0 - core - self.ed
-        labels = np.zeros(self.ncr.shape, dtype=np.uint8)
-        labels[(self.ed > normal) & (self.ed >= core)] = convention.values["ed"]
         is_core = (core > normal) & (core > self.ed)
-        labels[is_core] = convention.values["ncr"]
-        labels[is_core & (self.et > self.ncr)] = convention.values["et"]
+        et = is_core & (self.et > self.ncr)
+        return {"ncr": is_core & ~et, "et": et, "ed": (self.ed > normal) & (self.ed >= core)}
+
+    def labels(self, convention: LabelConvention) -> np.ndarray:
+        """The dominant region of each voxel of the block, coded in `convention`."""
+        labels = np.zeros(self.ncr.shape, dtype=np.uint8)
+        for name, where in self.dominant().items():
+            labels[where] = convention.values[name]
         return labels
+
+    def classes(self, tissues: np.ndarray, enhancing: bool) -> np.ndarray:
+        """The block's class map (PHANTOM_CLASSES): the tumour's compartments over the `tissues` beneath."""
+        classes = tissues.copy()
+        core = "ncr" if enhancing else "net"
+        for name, where in self.dominant().items():
+            classes[where] = PHANTOM_CLASSES[core if name == "ncr" else name]
+        return classes
 
 
 def _focus(rng: np.random.Generator, centre_mm: np.ndarray, radius_mm: float) -> Focus:

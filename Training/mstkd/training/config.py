@@ -11,12 +11,40 @@ from mstkd.errors import MSTKDError
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Random augmentation strengths (MST-KDNet: flips; MAG-MS adds intensity scale/shift 0.1)."""
+    """Random augmentation strengths (MST-KDNet: flips; MAG-MS adds intensity scale/shift 0.1).
+
+    A probability of 0 switches an augmentation off. The acquisition augmentations (gamma to
+    low resolution) act on each raw sequence with its own draw, strengths relative to its brain
+    mean; see `training.augment`.
+    """
 
     flip_probability: float = 0.5
-    intensity_scale: float = 0.1
+    intensity_scale: float = 0.1  # z-scored channels, inside the brain
     intensity_shift: float = 0.1
     intensity_probability: float = 0.5
+    gamma_probability: float = 0.0
+    gamma_range: Tuple[float, float] = (0.7, 1.5)
+    bias_probability: float = 0.0
+    bias_strength: float = 0.2  # Legendre coefficients (degree 3) of the log field, uniform in +-this
+    blur_probability: float = 0.0
+    blur_sigma: Tuple[float, float] = (0.3, 1.2)  # voxels, per axis
+    noise_probability: float = 0.0
+    noise_std: float = 0.08  # Gaussian, standard deviation up to this fraction of the brain mean
+    thick_slice_probability: float = 0.0
+    thick_slice_factor: Tuple[float, float] = (1.5, 4.0)  # slice thickness in voxels, along a random axis
+    low_resolution_probability: float = 0.0
+    low_resolution_zoom: Tuple[float, float] = (0.5, 1.0)
+    affine_probability: float = 0.0
+    rotate_degrees: float = 10.0
+    scale_range: float = 0.1
+    elastic_probability: float = 0.0
+    elastic_sigma: Tuple[float, float] = (5.0, 8.0)  # voxels
+    elastic_magnitude: Tuple[float, float] = (0.0, 3.0)  # voxels
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if name.endswith("_probability") and not 0.0 <= value <= 1.0:
+                raise MSTKDError(f"data.augmentation.{name} must lie in [0, 1], not {value}.")
 
 
 @dataclass(frozen=True)
@@ -31,14 +59,18 @@ class DataConfig:
     split_seed: int = 42  # used when no split files are given
     split_fractions: Tuple[float, float, float] = (0.7, 0.1, 0.2)  # train, val, test
     foreground_ratio: float = 0.5  # share of patches centred on tumour
+    # Share of samples whose images are drawn from the case's class map (domain randomisation,
+    # `training.synthesis`; phantoms written with --class-maps); the rest use the case's images.
+    synthesis: float = 0.0
     cache_rate: float = 1.0
     workers: int = 2
     augmentation: Augmentation = field(default_factory=Augmentation)
 
     def __post_init__(self) -> None:
         label_convention(self.labels)
-        if not 0.0 <= self.foreground_ratio <= 1.0:
-            raise MSTKDError(f"data.foreground_ratio must lie in [0, 1], not {self.foreground_ratio}.")
+        for name in ("foreground_ratio", "synthesis"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise MSTKDError(f"data.{name} must lie in [0, 1], not {getattr(self, name)}.")
 
 
 @dataclass(frozen=True)
