@@ -25,6 +25,9 @@ NATIVE_FOLDER = "native"
 # A phantom's subfolder holding its class map (`mstkd phantom --class-maps`): not an image of the exam.
 CLASS_MAP_FOLDER = "classes"
 _SIDE_FOLDERS = frozenset({NATIVE_FOLDER, CLASS_MAP_FOLDER})
+# A case folder holding this file is a held-out test case (`mstkd phantom --generator ood`):
+# training and validation refuse it.
+HELD_OUT_MARKER = "held_out.json"
 
 # Words that may sit between the case id and the sequence token (FeTS: `_brain_t1`, `_final_seg`).
 QUALIFIERS = frozenset({"brain", "final"})

@@ -16,7 +16,7 @@ import numpy as np
 from mstkd.conventions import SEQUENCES
 from mstkd.phantom.anatomy import Anatomy
 from mstkd.phantom.grid import Box
-from mstkd.phantom.tumour import Lesion
+from mstkd.phantom.tumour import Lesion, TumourPlan
 
 MEAN_SIGNAL: Dict[str, Dict[str, float]] = {
     "flair": {"csf": 0.10, "gm": 0.72, "wm": 0.48, "ncr": 0.62, "net": 0.92, "et": 0.82, "ed": 1.05},
@@ -59,12 +59,12 @@ def sample_contrast(rng: np.random.Generator) -> Contrast:
 
 
 def compose(
-    contrast: Contrast, sequence: str, anatomy: Anatomy, lesion: Lesion, block: Box, enhancing: bool
+    contrast: Contrast, sequence: str, anatomy: Anatomy, lesion: Lesion, block: Box, plan: TumourPlan
 ) -> np.ndarray:
     """Noise-free signal on the anatomy's arrays, the lesion's arrays lying at `block` in them."""
     signal = contrast.signal[sequence]
     image = anatomy.csf * signal["csf"] + anatomy.gm * signal["gm"] + anatomy.wm * signal["wm"]
-    core = signal["ncr"] if enhancing else signal["net"]
+    core = signal["ncr"] if plan.enhancing else signal["net"]
     weight = lesion.ncr + lesion.et + lesion.ed
     texture = contrast.texture * lesion.texture
     tumour = (lesion.ncr * core + lesion.et * signal["et"]) * (1.0 + texture) + lesion.ed * signal["ed"] * (

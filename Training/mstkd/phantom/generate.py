@@ -6,6 +6,7 @@ so the first cases of a larger batch are the cases of a smaller one, byte for by
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,12 +16,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from mstkd.conventions import DEFAULT_LABELS, SEGMENTATION, SEQUENCES, convert_labels, label_convention
-from mstkd.dataset import NATIVE_FOLDER, Case, class_map_path
+from mstkd.dataset import HELD_OUT_MARKER, NATIVE_FOLDER, Case, class_map_path
 from mstkd.errors import MSTKDError
 from mstkd.imageio import PathLike, image_to_array, write_image
 from mstkd.phantom.anatomy import WORKERS, load_template, sample_anatomy
-from mstkd.phantom.artefacts import acquire, random_brain_scale, random_deformation
-from mstkd.phantom.contrast import compose, sample_contrast
+from mstkd.phantom.artefacts import random_brain_scale, random_deformation
+from mstkd.phantom.generators import DEFAULT_GENERATOR, get_generator
 from mstkd.phantom.grid import (
     BRATS_SIZE,
     Box,
@@ -35,7 +36,7 @@ from mstkd.phantom.grid import (
 from mstkd.phantom.layout import DEFAULT_LAYOUT, get_layout
 from mstkd.phantom.native import acquire_native
 from mstkd.phantom.preview import save_preview
-from mstkd.phantom.tumour import TumourPlan, grow_tumour, mass_effect, plan_tumour, tumour_box
+from mstkd.phantom.tumour import TumourPlan, mass_effect, tumour_box
 from mstkd.progress import progress
 
 # One independent random stream per stage and per scan, so that changing one leaves the others
@@ -71,6 +72,7 @@ class PhantomCase:
     native_images: Dict[str, sitk.Image] = field(default_factory=dict)
     native_labels: Optional[sitk.Image] = None
     native_motions: Dict[str, sitk.Euler3DTransform] = field(default_factory=dict)
+    generator: str = DEFAULT_GENERATOR
 
     def array(self, name: str) -> np.ndarray:
         """A sequence, 'seg', 'tissues' or 'classes' as an (i, j, k) array."""
@@ -91,13 +93,16 @@ def generate_case(
     shape: Sequence[int] = BRATS_SIZE,
     convention: str = DEFAULT_LABELS,
     native: bool = False,
+    generator: str = DEFAULT_GENERATOR,
 ) -> PhantomCase:
     """Generate case `index` of `seed` on the BraTS-like grid of `shape` (x, y, z); see `brats_grid`.
 
     Labels follow `convention`; with `native`, each sequence is also acquired on a clinical grid.
+    `generator` names the tumour model, contrast table and acquisition (see `generators`).
     """
     if seed < 0 or index < 0:
         raise MSTKDError(f"Seeds and case numbers are non-negative; got seed {seed}, case {index}.")
+    stages = get_generator(generator)
     grid = brats_grid(shape)
     labels_of = label_convention(convention)
     seeds = np.random.SeedSequence([seed, index]).spawn(len(STREAMS))
@@ -108,21 +113,22 @@ def generate_case(
     half = template.extent_mm * scale / 2 + CROP_MARGIN_MM
     crop = box_around(grid, grid.centre - half, grid.centre + half)
     deformation = random_deformation(rngs["anatomy"], box_shape(crop), scale)
-    sites = deformation.to_subject(template.tumour_sites_mm, template.centre_mm, grid.centre)
-    plan = plan_tumour(rngs["tumour"], sites, grid.voxel_mm)
+    sites = deformation.to_subject(stages.sites(template), template.centre_mm, grid.centre)
+    plan = stages.plan_tumour(rngs["tumour"], sites, grid.voxel_mm)
 
     axes = box_axes_mm(grid, crop)
     source = [axis - push for axis, push in zip(axes, mass_effect(plan, axes))]
     anatomy = sample_anatomy(template, deformation.to_template(source, template.centre_mm, grid.centre))
     box = intersect(tumour_box(plan, grid), crop)
     block = sub_box(crop, box)
-    lesion = grow_tumour(plan, rngs["tumour"], grid, box, anatomy.crop(block))
+    lesion = stages.grow_tumour(plan, rngs["tumour"], grid, box, anatomy.crop(block))
 
-    contrast = sample_contrast(rngs["contrast"])
+    contrast = stages.sample_contrast(rngs["contrast"])
 
     def scan(sequence: str) -> sitk.Image:
-        signal = compose(contrast, sequence, anatomy, lesion, block, plan.enhancing)
-        scanned = acquire(rngs[sequence], sequence, signal, anatomy.brain, contrast.signal[sequence]["csf"])
+        signal = stages.compose(contrast, sequence, anatomy, lesion, block, plan)
+        outside = contrast.signal[sequence]["csf"]
+        scanned = stages.acquire(rngs[sequence], sequence, signal, anatomy.brain, outside)
         return grid.image(_paste(grid, crop, scanned))
 
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -141,6 +147,7 @@ def generate_case(
         classes=grid.image(_paste(grid, crop, classes)),
         convention=labels_of.name,
         plan=plan,
+        generator=stages.name,
     )
     if not native:
         return case
@@ -169,6 +176,14 @@ def write_case(
         write_image(image, folder / chosen.file_name(case_id, name))
     if class_maps:
         write_image(case.classes, class_map_path(Case(case_id, {}, folder=folder)))
+    if get_generator(case.generator).held_out:
+        marker = {
+            "generator": case.generator,
+            "seed": case.seed,
+            "index": case.index,
+            "tumour": case.plan.kind,
+        }
+        (folder / HELD_OUT_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     if case.native_labels is not None:
         labels = _in_convention(case.native_labels, case.convention, chosen.labels)
         for name, image in {**case.native_images, SEGMENTATION: labels}.items():
@@ -194,11 +209,12 @@ def write_phantoms(
     preview: bool = False,
     show_progress: bool = True,
     class_maps: bool = False,
+    generator: str = DEFAULT_GENERATOR,
 ) -> List[Path]:
     """Generate and write cases 0..cases-1 of `seed`; returns their folders.
 
     Previews go to `out_dir`/previews/<case>.png, outside the case folders; `class_maps` writes
-    each case's class map too.
+    each case's class map too; `generator` names the kind of phantom (see `generators`).
     """
     if cases < 1:
         raise MSTKDError(f"Ask for at least one case (--cases 1 or more); got {cases}.")
@@ -211,7 +227,7 @@ def write_phantoms(
     indices = range(cases)
     folders = []
     for index in progress(indices, "phantoms") if show_progress else indices:
-        case = generate_case(seed, index, shape, chosen.labels, native)
+        case = generate_case(seed, index, shape, chosen.labels, native, generator)
         folders.append(write_case(case, out_dir, chosen.name, class_maps))
         if preview:
             save_preview(case, out_dir / PREVIEW_FOLDER / f"{chosen.case_id(index)}.png")

@@ -74,6 +74,7 @@ class TumourPlan:
     oedema_mm: float
     oedema_gm_reach: float
     mass_effect: float
+    kind: str = "glioma"  # the tumour model's name for what it drew
 
     @property
     def radius_mm(self) -> float:
@@ -114,11 +115,17 @@ class Lesion:
         return classes
 
 
-def _focus(rng: np.random.Generator, centre_mm: np.ndarray, radius_mm: float) -> Focus:
+def random_focus(
+    rng: np.random.Generator,
+    centre_mm: np.ndarray,
+    radius_mm: float,
+    semi_axis_range: Tuple[float, float] = SEMI_AXIS_RANGE,
+) -> Focus:
+    """A focus at `centre_mm` with random semi-axes (relative to `radius_mm`) and orientation."""
     return Focus(
         centre_mm=np.asarray(centre_mm, dtype=float),
         radius_mm=float(radius_mm),
-        semi_axes=rng.uniform(*SEMI_AXIS_RANGE, size=3),
+        semi_axes=rng.uniform(*semi_axis_range, size=3),
         rotation=Rotation.random(random_state=rng).as_matrix(),
     )
 
@@ -127,7 +134,7 @@ def plan_tumour(rng: np.random.Generator, sites_mm: np.ndarray, voxel_mm: float)
     """Draw a tumour: one or two foci at candidate sites (n, 3), sizes, rim, oedema, mass effect."""
     centre = sites_mm[rng.integers(len(sites_mm))]
     radius = max(rng.uniform(*CORE_RADIUS_MM), MIN_RADIUS_VOXELS * voxel_mm)
-    foci = [_focus(rng, centre, radius)]
+    foci = [random_focus(rng, centre, radius)]
     if rng.random() < SECOND_FOCUS_PROBABILITY:
         distance = np.linalg.norm(sites_mm - centre, axis=1)
         near = np.flatnonzero(
@@ -135,7 +142,7 @@ def plan_tumour(rng: np.random.Generator, sites_mm: np.ndarray, voxel_mm: float)
         )
         if len(near):
             second = sites_mm[near[rng.integers(len(near))]]
-            foci.append(_focus(rng, second, radius * rng.uniform(*SECOND_FOCUS_RADIUS)))
+            foci.append(random_focus(rng, second, radius * rng.uniform(*SECOND_FOCUS_RADIUS)))
     return TumourPlan(
         foci=tuple(foci),
         irregularity=rng.uniform(*IRREGULARITY),
