@@ -186,8 +186,9 @@ def test_every_subset_can_be_drawn_from_synthesised_data(class_map_root):
     assert len(drawn) > len(SUBSETS) // 2
 
 
-def test_a_tiny_training_on_synthesised_and_augmented_data_runs(class_map_root, tmp_path):
+def test_a_tiny_training_on_synthesised_and_augmented_data_runs(class_map_root, tiny_model_file, tmp_path):
     settings = {
+        "train.init_from": tiny_model_file,
         "method": "baseline",
         "data.root": class_map_root,
         "data.workers": 0,
@@ -200,5 +201,14 @@ def test_a_tiny_training_on_synthesised_and_augmented_data_runs(class_map_root, 
     experiment = load_experiment(TINY, [f"{key}={value}" for key, value in settings.items()])
     run = tmp_path / "run"
     assert Trainer(experiment, run).run() == 3
-    assert "validation Dice" in RunFiles(run).log.read_text()
+    log = RunFiles(run).log.read_text()
+    assert "validation Dice" in log and f"initialised from {tiny_model_file}" in log
     assert load_checkpoint(RunFiles(run).student).metadata["step"] == 3
+
+
+def test_fine_tuning_refuses_a_model_of_another_architecture(class_map_root, tmp_path):
+    demo = Path(__file__).resolve().parents[1] / "Resources" / "models" / "demo.safetensors"
+    settings = [f"data.root={class_map_root}", "data.workers=0", "data.split_fractions=[0.67,0.33,0]"]
+    settings.append(f"train.init_from={demo}")
+    with pytest.raises(MSTKDError, match="another architecture"):
+        Trainer(load_experiment(TINY, settings), tmp_path / "run").run()

@@ -93,6 +93,7 @@ class TrainConfig:
     log_every: int = 10
     val_every: int = 200
     checkpoint_every: int = 200
+    init_from: Optional[str] = None  # a model file whose weights start the inference network (fine-tuning)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "val_every", "checkpoint_every"):

@@ -136,8 +136,24 @@ class Trainer:
         return log
 
     def _fresh_start(self) -> int:
+        if self.train.init_from:
+            self._initialise_from(Path(self.train.init_from))
         torch.manual_seed(self.train.seed + 1000 * (self.context.rank + 1))  # each rank its own dropout
         return 0
+
+    def _initialise_from(self, path: Path) -> None:
+        """Start the inference network from a model file's weights (fine-tuning); the others stay fresh."""
+        checkpoint = load_checkpoint(path)
+        network = inference_network(self.experiment, self.networks)
+        try:
+            network.load_state_dict(checkpoint.state_dict)
+        except RuntimeError as error:
+            raise MSTKDError(
+                f"train.init_from={path} holds another architecture than this config's "
+                f"{self.experiment.method} network ({str(error).splitlines()[0]}); give a model file of "
+                "the same sizes, or drop train.init_from."
+            ) from None
+        self.log.info("inference network initialised from %s (sha256 %s)", path, checkpoint.sha256)
 
     def _batches(self, cases, start: int) -> Iterator[Dict[str, Any]]:
         """An endless iterator of batches, positioned at step `start`."""
