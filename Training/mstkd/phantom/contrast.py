@@ -9,7 +9,7 @@ with bright oedema and necrosis; FLAIR GM > WM, CSF suppressed, oedema the brigh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -43,19 +43,25 @@ class Contrast:
     texture: float
 
 
-def sample_contrast(rng: np.random.Generator) -> Contrast:
-    """Draw one case's contrast around MEAN_SIGNAL."""
+def sample_contrast(
+    rng: np.random.Generator,
+    table: Dict[str, Dict[str, float]] = MEAN_SIGNAL,
+    variation: float = SIGNAL_VARIATION,
+    enhancement: Tuple[float, float] = ENHANCEMENT_RANGE,
+    texture: Tuple[float, float] = TUMOUR_TEXTURE,
+) -> Contrast:
+    """Draw one case's contrast around `table` (by default MEAN_SIGNAL and this module's ranges)."""
     signal = {
         sequence: {
-            name: value * float(1.0 + SIGNAL_VARIATION * rng.standard_normal())
-            for name, value in MEAN_SIGNAL[sequence].items()
+            name: value * float(1.0 + variation * rng.standard_normal())
+            for name, value in table[sequence].items()
         }
         for sequence in SEQUENCES
     }
-    nominal_excess = MEAN_SIGNAL["t1ce"]["et"] / MEAN_SIGNAL["t1ce"]["wm"] - 1.0
-    excess = nominal_excess * float(rng.uniform(*ENHANCEMENT_RANGE))
+    nominal_excess = table["t1ce"]["et"] / table["t1ce"]["wm"] - 1.0
+    excess = nominal_excess * float(rng.uniform(*enhancement))
     signal["t1ce"]["et"] = signal["t1ce"]["wm"] * (1.0 + excess)
-    return Contrast(signal=signal, texture=float(rng.uniform(*TUMOUR_TEXTURE)))
+    return Contrast(signal=signal, texture=float(rng.uniform(*texture)))
 
 
 def compose(

@@ -12,9 +12,8 @@ from typing import Dict
 
 import numpy as np
 
-from mstkd.conventions import SEQUENCES
 from mstkd.phantom.anatomy import Anatomy
-from mstkd.phantom.contrast import Contrast, compose
+from mstkd.phantom.contrast import Contrast, compose, sample_contrast
 from mstkd.phantom.grid import Box
 from mstkd.phantom.ood_tumour import OODTumourPlan
 from mstkd.phantom.tumour import Lesion, TumourPlan
@@ -67,19 +66,8 @@ TUMOUR_TEXTURE = (0.14, 0.25)  # more heterogeneous tumours than the training's 
 
 
 def sample_ood_contrast(rng: np.random.Generator) -> Contrast:
-    """Draw one case's contrast around this module's MEAN_SIGNAL."""
-    signal = {
-        sequence: {
-            name: value * float(1.0 + SIGNAL_VARIATION * rng.standard_normal())
-            for name, value in MEAN_SIGNAL[sequence].items()
-        }
-        for sequence in SEQUENCES
-    }
-    nominal_excess = MEAN_SIGNAL["t1ce"]["et"] / MEAN_SIGNAL["t1ce"]["wm"] - 1.0
-    signal["t1ce"]["et"] = signal["t1ce"]["wm"] * (
-        1.0 + nominal_excess * float(rng.uniform(*ENHANCEMENT_RANGE))
-    )
-    return Contrast(signal=signal, texture=float(rng.uniform(*TUMOUR_TEXTURE)))
+    """Draw one case's contrast around this module's MEAN_SIGNAL, with its ranges."""
+    return sample_contrast(rng, MEAN_SIGNAL, SIGNAL_VARIATION, ENHANCEMENT_RANGE, TUMOUR_TEXTURE)
 
 
 def compose_ood(
