@@ -29,6 +29,12 @@ from mstkd.imageio import IMAGE_EXTENSIONS, PathLike, image_extension, strip_ima
 # A case's subfolder holding the same exam as acquired on a scanner (`mstkd phantom --native`):
 # a different exam of the same case, so discovery does not mix it in.
 NATIVE_FOLDER = "native"
+# A phantom's subfolder holding its class map (`mstkd phantom --class-maps`): not an image of the exam.
+CLASS_MAP_FOLDER = "classes"
+_SIDE_FOLDERS = frozenset({NATIVE_FOLDER, CLASS_MAP_FOLDER})
+# A case folder holding this file is a held-out test case (`mstkd phantom --generator ood`):
+# training and validation refuse it.
+HELD_OUT_MARKER = "held_out.json"
 
 # Words that may sit between the case id and the sequence token (FeTS: `_brain_t1`, `_final_seg`).
 QUALIFIERS = frozenset({"brain", "final"})
@@ -94,6 +100,12 @@ class Discovery:
         return "\n".join(lines)
 
 
+def class_map_path(case: Case) -> Path:
+    """Where a phantom case keeps its class map (it may not exist)."""
+    folder = case.folder if case.folder is not None else Path(".")
+    return folder / CLASS_MAP_FOLDER / f"{case.case_id}_classes.nii.gz"
+
+
 def parse_file_name(path: PathLike) -> Optional[Tuple[str, str]]:
     """Split an image file name into (case id prefix, sequence or 'seg'), or None if it names neither.
 
@@ -127,7 +139,7 @@ def discover_cases(root: PathLike) -> Discovery:
         problems.append(Problem(UNREADABLE_FOLDER, f"cannot read {error.filename}: {error.strerror}"))
 
     for folder, subfolders, files in os.walk(root, onerror=unreadable):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and d != NATIVE_FOLDER)
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and d not in _SIDE_FOLDERS)
         for name in sorted(files):
             path = Path(folder) / name
             if name.startswith(".") or image_extension(name) is None or not path.is_file():

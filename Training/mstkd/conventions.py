@@ -310,6 +310,12 @@ REGION_COLOURS: Dict[str, Tuple[float, float, float]] = {"WT": (0.2, 0.6, 1.0), 
 # The networks' output channels, in order (METHOD.md 1.2).
 MODEL_CHANNELS: Tuple[str, ...] = ("ncr", "ed", "et", "background")
 
+# A phantom's class map (`mstkd phantom --class-maps`): normal tissue and tumour compartments,
+# 0 outside the brain. Domain-randomised training draws its images from it. 'ncr' is the necrosis
+# of an enhancing tumour, 'net' the solid core of a non-enhancing one: both are the NCR sub-region.
+PHANTOM_CLASSES: Dict[str, int] = {"csf": 1, "gm": 2, "wm": 3, "ncr": 4, "net": 5, "et": 6, "ed": 7}
+CLASS_SUBREGIONS: Dict[str, str] = {"ncr": "ncr", "net": "ncr", "et": "et", "ed": "ed"}
+
 
 @dataclass(frozen=True)
 class LabelConvention:

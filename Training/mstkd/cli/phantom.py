@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mstkd.cases import NATIVE_FOLDER
+from mstkd.cases import CLASS_MAP_FOLDER, HELD_OUT_MARKER, NATIVE_FOLDER
+from mstkd.phantom.generators import DEFAULT_GENERATOR, GENERATORS
 from mstkd.phantom.layout import DEFAULT_LAYOUT, LAYOUTS
 
-DESCRIPTION = """\
+DESCRIPTION = (
+    """\
 Write synthetic brain-tumour cases that look like BraTS exams: four skull-stripped sequences
 (FLAIR, T1, T1ce, T2) and the ground truth (NCR/NET, oedema, enhancing tumour), built from the
 MNI152 anatomy that nilearn ships. Case k of a seed depends only on (seed, k): the same command
@@ -27,7 +29,20 @@ T2 axial 0.5x0.5x4 mm (RAS), each moved a little (a few degrees and millimetres)
 field of view; the seg file there lies on the T1ce grid.
 
 --preview writes OUT_DIR/previews/<case>.png: slices through the tumour for each sequence.
+
+--generator ood writes the out-of-distribution test set instead: the same anatomy, but tumours
+(multifocal, lobulated, elongated, cystic, infiltrative, nodular; minimal or massive oedema;
+closer to the cortex), a contrast table and artefacts (thick slices with gaps, strong bias,
+ghosting, motion, uneven Gaussian noise) that training never uses. Each case folder holds a
+HELD_OUT marker; `mstkd train` refuses such cases.
+
+--class-maps also writes <case>/CLASSES/<case>_classes.nii.gz, the map of tissue and tumour
+classes the images were drawn from (1 CSF, 2 GM, 3 WM, 4 necrosis, 5 non-enhancing tumour core,
+6 enhancing tumour, 7 oedema): the input of domain-randomised training (data.synthesis).
 """.replace("NATIVE", NATIVE_FOLDER)
+    .replace("CLASSES", CLASS_MAP_FOLDER)
+    .replace("HELD_OUT", HELD_OUT_MARKER)
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,12 +65,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--shape", default="240,240,155", metavar="X,Y,Z", help="grid size (default 240,240,155)"
     )
+    parser.add_argument(
+        "--generator",
+        default=DEFAULT_GENERATOR,
+        choices=sorted(GENERATORS),
+        help=f"kind of phantom (default {DEFAULT_GENERATOR}; 'ood' for the out-of-distribution test set)",
+    )
     parser.add_argument("--native", action="store_true", help="also write each sequence on a clinical grid")
     parser.add_argument("--preview", action="store_true", help="also write a PNG per case")
     parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace files under the cases' names that mstkd did not write",
+    )
+    parser.add_argument(
+        "--class-maps", action="store_true", help="also write each case's map of tissue and tumour classes"
     )
     parser.set_defaults(run=run)
 
@@ -72,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         shape=parse_size(args.shape),
         native=args.native,
         preview=args.preview,
+        class_maps=args.class_maps,
+        generator=args.generator,
         show_progress=sys.stderr.isatty(),
         overwrite=args.overwrite,
     )

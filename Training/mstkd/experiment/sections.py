@@ -19,20 +19,45 @@ class Augmentation:
     a random scale 1 + U(-s, s) and a random shift U(-o, o), each with `intensity_probability`,
     per sequence or (`intensity_channel_wise: false`) one draw for all. Rot90 by k in 1..3 in
     the first two axes with `rotate90_probability` (needs a patch with equal first two sides).
+
+    The acquisition augmentations (gamma to elastic; neither reference has them, all off by
+    default) act on each raw sequence with its own draw, strengths relative to its brain mean;
+    see `training.augment`. A probability of 0 switches an augmentation off.
     """
 
     flip_probability: float = 0.5
     flip_axes_together: bool = False
-    intensity_scale: float = 0.1
+    intensity_scale: float = 0.1  # z-scored channels, inside the brain
     intensity_shift: float = 0.1
     intensity_probability: float = 0.5
     intensity_channel_wise: bool = True
+    # Scale and shift only the brain's voxels (0 stays 0; the domain-randomised demo recipe), not
+    # the whole patch as MONAI's transforms in both references do.
+    intensity_inside_brain: bool = False
     rotate90_probability: float = 0.0
+    gamma_probability: float = 0.0
+    gamma_range: Tuple[float, float] = (0.7, 1.5)
+    bias_probability: float = 0.0
+    bias_strength: float = 0.2  # Legendre coefficients (degree 3) of the log field, uniform in +-this
+    blur_probability: float = 0.0
+    blur_sigma: Tuple[float, float] = (0.3, 1.2)  # voxels, per axis
+    noise_probability: float = 0.0
+    noise_std: float = 0.08  # Gaussian, standard deviation up to this fraction of the brain mean
+    thick_slice_probability: float = 0.0
+    thick_slice_factor: Tuple[float, float] = (1.5, 4.0)  # slice thickness in voxels, along a random axis
+    low_resolution_probability: float = 0.0
+    low_resolution_zoom: Tuple[float, float] = (0.5, 1.0)
+    affine_probability: float = 0.0
+    rotate_degrees: float = 10.0
+    scale_range: float = 0.1
+    elastic_probability: float = 0.0
+    elastic_sigma: Tuple[float, float] = (5.0, 8.0)  # voxels
+    elastic_magnitude: Tuple[float, float] = (0.0, 3.0)  # voxels
 
     def __post_init__(self) -> None:
-        for name in ("flip_probability", "intensity_probability", "rotate90_probability"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise MSTKDError(f"data.augmentation.{name} must lie in [0, 1], not {getattr(self, name)}.")
+        for name, value in vars(self).items():
+            if name.endswith("_probability") and not 0.0 <= value <= 1.0:
+                raise MSTKDError(f"data.augmentation.{name} must lie in [0, 1], not {value}.")
 
 
 TUMOUR_CROP, UNIFORM_CROP = "tumour", "uniform"
@@ -61,14 +86,18 @@ class DataConfig:
     crop: str = TUMOUR_CROP
     foreground_ratio: float = 0.5  # share of tumour-centred patches (crop: tumour)
     crop_to_brain: bool = True
+    # Share of samples whose images are drawn from the case's class map (domain randomisation,
+    # `training.synthesis`; phantoms written with --class-maps); the rest use the case's images.
+    synthesis: float = 0.0
     cache_rate: float = 1.0
     workers: int = 2
     augmentation: Augmentation = field(default_factory=Augmentation)
 
     def __post_init__(self) -> None:
         label_convention(self.labels)
-        if not 0.0 <= self.foreground_ratio <= 1.0:
-            raise MSTKDError(f"data.foreground_ratio must lie in [0, 1], not {self.foreground_ratio}.")
+        for name in ("foreground_ratio", "synthesis"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise MSTKDError(f"data.{name} must lie in [0, 1], not {getattr(self, name)}.")
         if self.crop not in CROPS:
             raise MSTKDError(f"data.crop must be one of {', '.join(CROPS)}, not {self.crop!r}.")
         if self.normalisation not in NORMALISATIONS:
@@ -113,6 +142,7 @@ class TrainConfig:
     gradient_norm_every: int = 100
     val_every: int = 200
     checkpoint_every: int = 200
+    init_from: Optional[str] = None  # a model file whose weights start the inference network (fine-tuning)
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):

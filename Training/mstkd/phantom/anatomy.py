@@ -20,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from mstkd.conventions import PHANTOM_CLASSES
 from mstkd.errors import MSTKDError
 from mstkd.phantom.grid import Box
 
@@ -29,7 +30,7 @@ TEMPLATE_FILES: Dict[str, str] = {
     "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
 }
 # Label values of the tissue map a phantom carries alongside its images (0 is background).
-TISSUE_LABELS: Dict[str, int] = {"csf": 1, "gm": 2, "wm": 3}
+TISSUE_LABELS: Dict[str, int] = {name: PHANTOM_CLASSES[name] for name in ("csf", "gm", "wm")}
 
 # Gliomas grow in the cerebral white matter: sites must be almost pure WM, this deep inside the
 # brain, and above the tentorium (MNI z in mm; the cerebellum and brainstem lie lower and behind).
@@ -120,16 +121,30 @@ def _mm_from_index(index_from_mm: np.ndarray, index_zyx: np.ndarray) -> np.ndarr
     return (index_zyx - offset) @ np.linalg.inv(matrix).T
 
 
-def _tumour_sites(brain: np.ndarray, wm: np.ndarray, index_from_mm: np.ndarray) -> np.ndarray:
+def tumour_sites(
+    brain: np.ndarray,
+    wm: np.ndarray,
+    index_from_mm: np.ndarray,
+    depth_mm: Tuple[float, float] = (SITE_DEPTH_MM, np.inf),
+    wm_fraction: float = SITE_WM_FRACTION,
+) -> np.ndarray:
+    """Physical (x, y, z) of supratentorial voxels this deep (mm) inside the brain and this much WM."""
     step = int(SITE_SAMPLING_MM)
     coarse = brain[::step, ::step, ::step] > BRAIN_THRESHOLD
     depth = ndimage.distance_transform_edt(coarse, sampling=SITE_SAMPLING_MM)
-    deep = (depth > SITE_DEPTH_MM) & (wm[::step, ::step, ::step] > SITE_WM_FRACTION)
-    sites = _mm_from_index(index_from_mm, np.argwhere(deep) * step)
+    chosen = (depth > depth_mm[0]) & (depth < depth_mm[1]) & (wm[::step, ::step, ::step] > wm_fraction)
+    sites = _mm_from_index(index_from_mm, np.argwhere(chosen) * step)
     # LPS y points backwards, so "behind y = -40 mm (RAS)" is y_lps > 40.
     _, y, z = sites.T
     infratentorial = (z < CEREBELLUM_TOP_Z_MM) & (y > -CEREBELLUM_FRONT_Y_MM)
     return sites[(z > SITE_MIN_Z_MM) & ~infratentorial]
+
+
+@lru_cache(maxsize=8)
+def sites_between(depth_mm: Tuple[float, float], wm_fraction: float) -> np.ndarray:
+    """Tumour sites (n, 3) of another rule than the default: depth range (mm) and WM fraction."""
+    template = load_template()
+    return tumour_sites(template.brain, template.wm, template.index_from_mm, depth_mm, wm_fraction)
 
 
 @lru_cache(maxsize=4)
@@ -146,7 +161,7 @@ def load_template(smoothing_mm: float = 0.0) -> Template:
     corners = _mm_from_index(
         index_from_mm, np.array([[a.min() for a in where], [a.max() for a in where]], dtype=float)
     )
-    sites = _tumour_sites(brain, wm, index_from_mm)
+    sites = tumour_sites(brain, wm, index_from_mm)
     if smoothing_mm > 0:
         brain, gm, wm = (ndimage.gaussian_filter(m, smoothing_mm) for m in (brain, gm, wm))
     near_brain = ndimage.maximum_filter(brain, size=2 * NEAR_BRAIN_MARGIN_VOXELS + 1)

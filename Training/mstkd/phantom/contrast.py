@@ -9,14 +9,14 @@ with bright oedema and necrosis; FLAIR GM > WM, CSF suppressed, oedema the brigh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
 
 from mstkd.conventions import SEQUENCES
 from mstkd.phantom.anatomy import Anatomy
 from mstkd.phantom.grid import Box
-from mstkd.phantom.tumour import Lesion
+from mstkd.phantom.tumour import Lesion, TumourPlan
 
 MEAN_SIGNAL: Dict[str, Dict[str, float]] = {
     "flair": {"csf": 0.10, "gm": 0.72, "wm": 0.48, "ncr": 0.62, "net": 0.92, "et": 0.82, "ed": 1.05},
@@ -43,28 +43,34 @@ class Contrast:
     texture: float
 
 
-def sample_contrast(rng: np.random.Generator) -> Contrast:
-    """Draw one case's contrast around MEAN_SIGNAL."""
+def sample_contrast(
+    rng: np.random.Generator,
+    table: Dict[str, Dict[str, float]] = MEAN_SIGNAL,
+    variation: float = SIGNAL_VARIATION,
+    enhancement: Tuple[float, float] = ENHANCEMENT_RANGE,
+    texture: Tuple[float, float] = TUMOUR_TEXTURE,
+) -> Contrast:
+    """Draw one case's contrast around `table` (by default MEAN_SIGNAL and this module's ranges)."""
     signal = {
         sequence: {
-            name: value * float(1.0 + SIGNAL_VARIATION * rng.standard_normal())
-            for name, value in MEAN_SIGNAL[sequence].items()
+            name: value * float(1.0 + variation * rng.standard_normal())
+            for name, value in table[sequence].items()
         }
         for sequence in SEQUENCES
     }
-    nominal_excess = MEAN_SIGNAL["t1ce"]["et"] / MEAN_SIGNAL["t1ce"]["wm"] - 1.0
-    excess = nominal_excess * float(rng.uniform(*ENHANCEMENT_RANGE))
+    nominal_excess = table["t1ce"]["et"] / table["t1ce"]["wm"] - 1.0
+    excess = nominal_excess * float(rng.uniform(*enhancement))
     signal["t1ce"]["et"] = signal["t1ce"]["wm"] * (1.0 + excess)
-    return Contrast(signal=signal, texture=float(rng.uniform(*TUMOUR_TEXTURE)))
+    return Contrast(signal=signal, texture=float(rng.uniform(*texture)))
 
 
 def compose(
-    contrast: Contrast, sequence: str, anatomy: Anatomy, lesion: Lesion, block: Box, enhancing: bool
+    contrast: Contrast, sequence: str, anatomy: Anatomy, lesion: Lesion, block: Box, plan: TumourPlan
 ) -> np.ndarray:
     """Noise-free signal on the anatomy's arrays, the lesion's arrays lying at `block` in them."""
     signal = contrast.signal[sequence]
     image = anatomy.csf * signal["csf"] + anatomy.gm * signal["gm"] + anatomy.wm * signal["wm"]
-    core = signal["ncr"] if enhancing else signal["net"]
+    core = signal["ncr"] if plan.enhancing else signal["net"]
     weight = lesion.ncr + lesion.et + lesion.ed
     texture = contrast.texture * lesion.texture
     tumour = (lesion.ncr * core + lesion.et * signal["et"]) * (1.0 + texture) + lesion.ed * signal["ed"] * (

@@ -6,6 +6,7 @@ so the first cases of a larger batch are the cases of a smaller one, byte for by
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,14 +15,14 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from mstkd.cases import NATIVE_FOLDER
+from mstkd.cases import HELD_OUT_MARKER, NATIVE_FOLDER, Case, class_map_path
 from mstkd.conventions import DEFAULT_LABELS, SEGMENTATION, SEQUENCES, convert_labels, label_convention
 from mstkd.errors import MSTKDError
-from mstkd.files import check_replaceable, check_writable, missing_folders, remove_empty
+from mstkd.files import check_replaceable, check_writable, missing_folders, remove_empty, write_text
 from mstkd.imageio import PathLike, image_to_array, is_ours, sitk_path, write_image
 from mstkd.phantom.anatomy import WORKERS, load_template, sample_anatomy
-from mstkd.phantom.artefacts import acquire, random_brain_scale, random_deformation
-from mstkd.phantom.contrast import compose, sample_contrast
+from mstkd.phantom.artefacts import random_brain_scale, random_deformation
+from mstkd.phantom.generators import DEFAULT_GENERATOR, get_generator
 from mstkd.phantom.grid import (
     BRATS_SIZE,
     Box,
@@ -36,7 +37,7 @@ from mstkd.phantom.grid import (
 from mstkd.phantom.layout import DEFAULT_LAYOUT, Layout, get_layout
 from mstkd.phantom.native import acquire_native
 from mstkd.phantom.preview import save_preview
-from mstkd.phantom.tumour import TumourPlan, grow_tumour, mass_effect, plan_tumour, tumour_box
+from mstkd.phantom.tumour import TumourPlan, mass_effect, tumour_box
 from mstkd.progress import progress
 
 # One independent random stream per stage and per scan, so that changing one leaves the others
@@ -56,9 +57,10 @@ class PhantomCase:
     """One synthetic case: four sequences and labels on a BraTS-like grid, and optionally clinical grids.
 
     `images` are int16 scanner units, 0 outside the brain; `labels` (uint8) follow `convention`;
-    `tissues` (uint8) is the normal anatomy under the tumour: 1 CSF, 2 GM, 3 WM. With `native`,
-    `native_images` holds each sequence on its own clinical grid, `native_labels` lies on the
-    T1ce one, and `native_motions` maps each native grid's points to the BraTS grid's points
+    `tissues` (uint8) is the normal anatomy under the tumour: 1 CSF, 2 GM, 3 WM; `classes` (uint8)
+    is the class map the images were drawn from (PHANTOM_CLASSES: tissues and tumour compartments).
+    With `native`, `native_images` holds each sequence on its own clinical grid, `native_labels` lies
+    on the T1ce one, and `native_motions` maps each native grid's points to the BraTS grid's points
     (the patient's motion before that series).
     """
 
@@ -67,18 +69,20 @@ class PhantomCase:
     images: Dict[str, sitk.Image]
     labels: sitk.Image
     tissues: sitk.Image
+    classes: sitk.Image
     convention: str
     plan: TumourPlan
     native_images: Dict[str, sitk.Image] = field(default_factory=dict)
     native_labels: Optional[sitk.Image] = None
     native_motions: Dict[str, sitk.Euler3DTransform] = field(default_factory=dict)
+    generator: str = DEFAULT_GENERATOR
 
     def array(self, name: str) -> np.ndarray:
-        """A sequence, 'seg' or 'tissues' as an (i, j, k) array."""
+        """A sequence, 'seg', 'tissues' or 'classes' as an (i, j, k) array."""
         if name == SEGMENTATION:
             return image_to_array(self.labels)
-        if name == "tissues":
-            return image_to_array(self.tissues)
+        if name in ("tissues", "classes"):
+            return image_to_array(getattr(self, name))
         return image_to_array(self.images[name])
 
 
@@ -92,13 +96,16 @@ def generate_case(
     shape: Sequence[int] = BRATS_SIZE,
     convention: str = DEFAULT_LABELS,
     native: bool = False,
+    generator: str = DEFAULT_GENERATOR,
 ) -> PhantomCase:
     """Generate case `index` of `seed` on the BraTS-like grid of `shape` (x, y, z); see `brats_grid`.
 
     Labels follow `convention`; with `native`, each sequence is also acquired on a clinical grid.
+    `generator` names the tumour model, contrast table and acquisition (see `generators`).
     """
     if seed < 0 or index < 0:
         raise MSTKDError(f"Seeds and case numbers are non-negative; got seed {seed}, case {index}.")
+    stages = get_generator(generator)
     grid = brats_grid(shape)
     labels_of = label_convention(convention)
     seeds = np.random.SeedSequence([seed, index]).spawn(len(STREAMS))
@@ -109,35 +116,41 @@ def generate_case(
     half = template.extent_mm * scale / 2 + CROP_MARGIN_MM
     crop = box_around(grid, grid.centre - half, grid.centre + half)
     deformation = random_deformation(rngs["anatomy"], box_shape(crop), scale)
-    sites = deformation.to_subject(template.tumour_sites_mm, template.centre_mm, grid.centre)
-    plan = plan_tumour(rngs["tumour"], sites, grid.voxel_mm)
+    sites = deformation.to_subject(stages.sites(template), template.centre_mm, grid.centre)
+    plan = stages.plan_tumour(rngs["tumour"], sites, grid.voxel_mm)
 
     axes = box_axes_mm(grid, crop)
     source = [axis - push for axis, push in zip(axes, mass_effect(plan, axes))]
     anatomy = sample_anatomy(template, deformation.to_template(source, template.centre_mm, grid.centre))
     box = intersect(tumour_box(plan, grid), crop)
     block = sub_box(crop, box)
-    lesion = grow_tumour(plan, rngs["tumour"], grid, box, anatomy.crop(block))
+    lesion = stages.grow_tumour(plan, rngs["tumour"], grid, box, anatomy.crop(block))
 
-    contrast = sample_contrast(rngs["contrast"])
+    contrast = stages.sample_contrast(rngs["contrast"])
 
     def scan(sequence: str) -> sitk.Image:
-        signal = compose(contrast, sequence, anatomy, lesion, block, plan.enhancing)
-        scanned = acquire(rngs[sequence], sequence, signal, anatomy.brain, contrast.signal[sequence]["csf"])
+        signal = stages.compose(contrast, sequence, anatomy, lesion, block, plan)
+        outside = contrast.signal[sequence]["csf"]
+        scanned = stages.acquire(rngs[sequence], sequence, signal, anatomy.brain, outside)
         return grid.image(_paste(grid, crop, scanned))
 
     with ThreadPoolExecutor(WORKERS) as pool:
         images = dict(zip(SEQUENCES, pool.map(scan, SEQUENCES)))
     labels = np.zeros(box_shape(crop), dtype=np.uint8)
     labels[block] = lesion.labels(labels_of)
+    tissues = anatomy.tissue_labels()
+    classes = tissues.copy()
+    classes[block] = lesion.classes(tissues[block], plan.enhancing)
     case = PhantomCase(
         seed=seed,
         index=index,
         images=images,
         labels=grid.image(_paste(grid, crop, labels)),
-        tissues=grid.image(_paste(grid, crop, anatomy.tissue_labels())),
+        tissues=grid.image(_paste(grid, crop, tissues)),
+        classes=grid.image(_paste(grid, crop, classes)),
         convention=labels_of.name,
         plan=plan,
+        generator=stages.name,
     )
     if not native:
         return case
@@ -152,27 +165,47 @@ def _paste(grid: Grid, crop: Box, values: np.ndarray) -> np.ndarray:
 
 
 def write_case(
-    case: PhantomCase, out_dir: PathLike, layout: str = DEFAULT_LAYOUT, overwrite: bool = False
+    case: PhantomCase,
+    out_dir: PathLike,
+    layout: str = DEFAULT_LAYOUT,
+    overwrite: bool = False,
+    class_maps: bool = False,
 ) -> Path:
     """Write a case as a folder of `layout` under `out_dir` (clinical grids in its native/); returns it.
 
     Files of an earlier phantom are replaced; any other file under one of the names is refused
     unless `overwrite`. A failure removes the files (and folders) of the case written so far.
+    With `class_maps`, the class map goes to the folder's classes/ (see `cases.class_map_path`);
+    a case of a held-out generator gets its marker (`cases.HELD_OUT_MARKER`).
     """
     chosen = get_layout(layout)
+    folder = Path(out_dir) / chosen.case_id(case.index)
     files = _case_files(case, out_dir, chosen)
+    if class_maps:
+        files[class_map_path(Case(folder.name, {}, folder=folder))] = case.classes
+    marker = folder / HELD_OUT_MARKER if get_generator(case.generator).held_out else None
     check_case_paths(case.index, out_dir, chosen.name, case.native_labels is not None, overwrite)
-    created = missing_folders(files)
+    for path in files:  # the side files (class maps) besides the case's images
+        check_replaceable(path, lambda p: is_ours(p, PHANTOM), overwrite, "phantom image")
+    created = missing_folders([*files, *([marker] if marker else [])])
     written: List[Path] = []
     try:
         for path, image in files.items():
             written.append(write_image(image, path, PHANTOM))
+        if marker is not None:
+            description = {
+                "generator": case.generator,
+                "seed": case.seed,
+                "index": case.index,
+                "tumour": case.plan.kind,
+            }
+            written.append(write_text(marker, json.dumps(description, indent=2) + "\n"))
     except BaseException:
         for path in written:
             path.unlink()
         remove_empty(created)
         raise
-    return Path(out_dir) / chosen.case_id(case.index)
+    return folder
 
 
 def case_paths(
@@ -225,11 +258,15 @@ def write_phantoms(
     preview: bool = False,
     show_progress: bool = True,
     overwrite: bool = False,
+    class_maps: bool = False,
+    generator: str = DEFAULT_GENERATOR,
 ) -> List[Path]:
     """Generate and write cases 0..cases-1 of `seed`; returns their folders.
 
     Previews go to `out_dir`/previews/<case>.png, outside the case folders. Files of an earlier
     phantom are replaced; any other file under one of the names is refused unless `overwrite`.
+    `class_maps` writes each case's class map too; `generator` names the kind of phantom (see
+    `generators`).
     """
     if cases < 1:
         raise MSTKDError(f"Ask for at least one case (--cases 1 or more); got {cases}.")
@@ -247,8 +284,8 @@ def write_phantoms(
     check_writable(out_dir)
     folders = []
     for index in progress(indices, "phantoms") if show_progress else indices:
-        case = generate_case(seed, index, shape, chosen.labels, native)
-        folders.append(write_case(case, out_dir, chosen.name, overwrite))
+        case = generate_case(seed, index, shape, chosen.labels, native, generator)
+        folders.append(write_case(case, out_dir, chosen.name, overwrite, class_maps))
         if preview:
             save_preview(case, out_dir / PREVIEW_FOLDER / f"{chosen.case_id(index)}.png")
     return folders

@@ -10,14 +10,14 @@ voxel may be partly tumour) so the images get partial volume; labels are the dom
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 from scipy.special import expit
 
-from mstkd.conventions import LabelConvention
+from mstkd.conventions import PHANTOM_CLASSES, LabelConvention
 from mstkd.phantom.anatomy import Anatomy
 from mstkd.phantom.fields import smooth_noise
 from mstkd.phantom.grid import Box, Grid, box_around, box_axes_mm, box_shape
@@ -74,6 +74,7 @@ class TumourPlan:
     oedema_mm: float
     oedema_gm_reach: float
     mass_effect: float
+    kind: str = "glioma"  # the tumour model's name for what it drew
 
     @property
     def radius_mm(self) -> float:
@@ -90,23 +91,41 @@ class Lesion:
     ed: np.ndarray
     texture: np.ndarray
 
-    def labels(self, convention: LabelConvention) -> np.ndarray:
-        """The dominant region of each voxel of the block, coded in `convention`."""
+    def dominant(self) -> Dict[str, np.ndarray]:
+        """Where each sub-region (ncr, et, ed) outweighs the others and normal tissue, on the block."""
         core = self.ncr + self.et
         normal = 1.0 - core - self.ed
-        labels = np.zeros(self.ncr.shape, dtype=np.uint8)
-        labels[(self.ed > normal) & (self.ed >= core)] = convention.values["ed"]
         is_core = (core > normal) & (core > self.ed)
-        labels[is_core] = convention.values["ncr"]
-        labels[is_core & (self.et > self.ncr)] = convention.values["et"]
+        et = is_core & (self.et > self.ncr)
+        return {"ncr": is_core & ~et, "et": et, "ed": (self.ed > normal) & (self.ed >= core)}
+
+    def labels(self, convention: LabelConvention) -> np.ndarray:
+        """The dominant region of each voxel of the block, coded in `convention`."""
+        labels = np.zeros(self.ncr.shape, dtype=np.uint8)
+        for name, where in self.dominant().items():
+            labels[where] = convention.values[name]
         return labels
 
+    def classes(self, tissues: np.ndarray, enhancing: bool) -> np.ndarray:
+        """The block's class map (PHANTOM_CLASSES): the tumour's compartments over the `tissues` beneath."""
+        classes = tissues.copy()
+        core = "ncr" if enhancing else "net"
+        for name, where in self.dominant().items():
+            classes[where] = PHANTOM_CLASSES[core if name == "ncr" else name]
+        return classes
 
-def _focus(rng: np.random.Generator, centre_mm: np.ndarray, radius_mm: float) -> Focus:
+
+def random_focus(
+    rng: np.random.Generator,
+    centre_mm: np.ndarray,
+    radius_mm: float,
+    semi_axis_range: Tuple[float, float] = SEMI_AXIS_RANGE,
+) -> Focus:
+    """A focus at `centre_mm` with random semi-axes (relative to `radius_mm`) and orientation."""
     return Focus(
         centre_mm=np.asarray(centre_mm, dtype=float),
         radius_mm=float(radius_mm),
-        semi_axes=rng.uniform(*SEMI_AXIS_RANGE, size=3),
+        semi_axes=rng.uniform(*semi_axis_range, size=3),
         rotation=Rotation.random(random_state=rng).as_matrix(),
     )
 
@@ -115,7 +134,7 @@ def plan_tumour(rng: np.random.Generator, sites_mm: np.ndarray, voxel_mm: float)
     """Draw a tumour: one or two foci at candidate sites (n, 3), sizes, rim, oedema, mass effect."""
     centre = sites_mm[rng.integers(len(sites_mm))]
     radius = max(rng.uniform(*CORE_RADIUS_MM), MIN_RADIUS_VOXELS * voxel_mm)
-    foci = [_focus(rng, centre, radius)]
+    foci = [random_focus(rng, centre, radius)]
     if rng.random() < SECOND_FOCUS_PROBABILITY:
         distance = np.linalg.norm(sites_mm - centre, axis=1)
         near = np.flatnonzero(
@@ -123,7 +142,7 @@ def plan_tumour(rng: np.random.Generator, sites_mm: np.ndarray, voxel_mm: float)
         )
         if len(near):
             second = sites_mm[near[rng.integers(len(near))]]
-            foci.append(_focus(rng, second, radius * rng.uniform(*SECOND_FOCUS_RADIUS)))
+            foci.append(random_focus(rng, second, radius * rng.uniform(*SECOND_FOCUS_RADIUS)))
     return TumourPlan(
         foci=tuple(foci),
         irregularity=rng.uniform(*IRREGULARITY),

@@ -170,6 +170,20 @@ def _seed_dice(arm_section: Dict[str, Any], subsets: Sequence[str]) -> np.ndarra
 # -- markdown --------------------------------------------------------------------------------
 
 
+def _finished_runs(report: Dict[str, Any]) -> str:
+    """Which arm-seed runs this report holds: all planned, or a partial study's list."""
+    planned = len(report["arms"]) * len(report["seeds"])
+    held: Dict[str, set] = {}
+    for test in report["tests"].values():
+        for arm, section in test["arms"].items():
+            held.setdefault(arm, set()).update(section["runs"])
+    count = sum(len(seeds) for seeds in held.values())
+    if count == planned:
+        return "Every run finished."
+    listed = "; ".join(f"{arm} seed {', '.join(sorted(seeds, key=int))}" for arm, seeds in held.items())
+    return f"**Partial study: {count} of {planned} runs finished and evaluated ({listed or 'none'}).**"
+
+
 def render_markdown(report: Dict[str, Any], figures: Dict[str, Path]) -> str:
     """The report as markdown: set-up, per-subset tables, seeds, paired differences, figures."""
     data = report["data"]
@@ -180,9 +194,9 @@ def render_markdown(report: Dict[str, Any], figures: Dict[str, Path]) -> str:
         "",
         f"Metric convention: **{report['convention']['name']}** ({report['convention']['description']}).",
         "",
-        f"Every arm trained for {report['steps']} steps with seeds {', '.join(map(str, report['seeds']))} "
+        f"Every arm trains for {report['steps']} steps with seeds {', '.join(map(str, report['seeds']))} "
         f"on the same {data['train_cases']} training and {data['val_cases']} validation cases; the model "
-        f"evaluated is {MODEL_CHOSEN[report['model']]}. "
+        f"evaluated is {MODEL_CHOSEN[report['model']]}. {_finished_runs(report)} "
         f"Training sources: {'; '.join(json.dumps(s) for s in data['train_sources'])}.",
         "",
         f"Paired differences to the reference arm ({report['reference']}): {report['statistics']}. "

@@ -1,7 +1,9 @@
 """Training data: cases on disk -> normalised teacher/student patches with a random subset.
 
-Loading and the foreground crop are deterministic and cached; the subset draw, the
-normalisation from the sequences present, the patch crop and the augmentation are random.
+Loading and the foreground crop are deterministic and cached; the rest is random: images drawn
+from the class map (data.synthesis), acquisition augmentations of the raw sequences, the subset
+draw with the normalisation inference uses (each present sequence z-scored over its brain,
+absent ones 0), the patch crop, and the spatial and intensity augmentations.
 """
 
 from __future__ import annotations
@@ -25,33 +27,49 @@ from monai.transforms import (
     SpatialPadd,
 )
 
-from mstkd.cases import Case
+from mstkd.cases import Case, class_map_path
 from mstkd.conventions import SEQUENCES, SUBSETS, LabelConvention, Subset, check_labels, label_convention
 from mstkd.errors import MSTKDError
 from mstkd.experiment.sections import UNIFORM_CROP, Augmentation, DataConfig
 from mstkd.imageio import image_to_array, read_image
 from mstkd.intensity import ZSCORE, normalise_sequences
+from mstkd.training.augment import (
+    AugmentSequencesd,
+    RandScaleShiftBraind,
+    acquisition_transforms,
+    deformation_transforms,
+)
+from mstkd.training.synthesis import SynthesiseSequencesd
 
 # Keys of one training sample.
 RAW, TEACHER, STUDENT, LABEL, PRESENT = "raw", "teacher_image", "student_image", "label", "present"
-CASE_ID = "case_id"
+CASE_ID, CLASSES = "case_id", "classes"
 
 
-def case_record(case: Case) -> Dict[str, Any]:
-    """The dict a dataset holds for one case: its id and file paths."""
+def case_record(case: Case, with_classes: bool = False) -> Dict[str, Any]:
+    """The dict a dataset holds for one case: its id and file paths (and its class map's)."""
     missing = case.missing
     if missing or case.segmentation is None:
         what = list(missing) + ([] if case.segmentation is not None else ["segmentation"])
         raise MSTKDError(f"Case {case.case_id} cannot be used for training: it lacks {', '.join(what)}.")
-    return {
+    record = {
         CASE_ID: case.case_id,
         "paths": [str(case.sequences[s]) for s in SEQUENCES],
         "seg": str(case.segmentation),
     }
+    if with_classes:
+        path = class_map_path(case)
+        if not path.is_file():
+            raise MSTKDError(
+                f"data.synthesis needs each case's class map, and case {case.case_id} has none at {path}; "
+                "write phantoms with `mstkd phantom --class-maps`, or set data.synthesis=0."
+            )
+        record[CLASSES] = str(path)
+    return record
 
 
 class LoadCased(MapTransform):
-    """Read the four sequences (canonical order) and the label map as (i, j, k) arrays."""
+    """Read the four sequences (canonical order), the label map and any class map as (i, j, k) arrays."""
 
     def __init__(self, labels: LabelConvention) -> None:
         super().__init__(keys=["paths"])
@@ -69,7 +87,16 @@ class LoadCased(MapTransform):
         label = image_to_array(read_image(record["seg"])).astype(np.uint8)
         check_labels(label, self.labels, f"segmentation of case {record[CASE_ID]}")
         raw = np.stack([image_to_array(image).astype(np.float32) for image in images])
-        return {CASE_ID: record[CASE_ID], RAW: raw, LABEL: label[None]}
+        loaded = {CASE_ID: record[CASE_ID], RAW: raw, LABEL: label[None]}
+        if CLASSES in record:
+            classes = image_to_array(read_image(record[CLASSES])).astype(np.uint8)
+            if classes.shape != label.shape:
+                raise MSTKDError(
+                    f"Case {record[CASE_ID]}: its class map has shape {classes.shape} but its segmentation "
+                    f"{label.shape}; write the phantoms again with --class-maps."
+                )
+            loaded[CLASSES] = classes[None]
+        return loaded
 
 
 class SampleSubsetd(Randomizable, MapTransform):
@@ -116,28 +143,21 @@ class ZeroAbsentd(MapTransform):
 def training_transform(
     patch: Tuple[int, int, int], with_teacher: bool, subsets: Sequence[Subset], data: DataConfig
 ) -> Compose:
-    """The random part of the pipeline: subset, normalisation, patch crop, augmentation."""
+    """The random part: synthesis, acquisition, subset and normalisation, crop, augmentation."""
     images = [STUDENT, TEACHER] if with_teacher else [STUDENT]
     keys = [*images, LABEL]
     a = data.augmentation
+    acquisition = acquisition_transforms(a)
     return Compose(
         [
+            *([SynthesiseSequencesd(RAW, CLASSES, data.synthesis)] if data.synthesis > 0 else []),
+            *([AugmentSequencesd(RAW, acquisition)] if acquisition else []),
             SampleSubsetd(with_teacher, subsets, data.normalisation),
             SpatialPadd(keys, spatial_size=patch),
             _patch_crop(keys, patch, data),
             *_flips(keys, a),
-            RandScaleIntensityd(
-                images,
-                factors=a.intensity_scale,
-                prob=a.intensity_probability,
-                channel_wise=a.intensity_channel_wise,
-            ),
-            RandShiftIntensityd(
-                images,
-                offsets=a.intensity_shift,
-                prob=a.intensity_probability,
-                channel_wise=a.intensity_channel_wise,
-            ),
+            *deformation_transforms(images, LABEL, a),
+            *_intensity(images, a),
             RandRotate90d(keys, prob=a.rotate90_probability, max_k=3, spatial_axes=(0, 1)),
             ZeroAbsentd([STUDENT]),
         ]
@@ -167,11 +187,34 @@ def _flips(keys: List[str], augmentation: Augmentation) -> List[MapTransform]:
     return [RandFlipd(keys, prob=augmentation.flip_probability, spatial_axis=axis) for axis in range(3)]
 
 
-def cached_transform(labels: LabelConvention, crop_to_brain: bool = True) -> Compose:
-    """The deterministic part: read the files and (by default) crop to the brain's bounding box."""
+def _intensity(images: List[str], a: Augmentation) -> List[MapTransform]:
+    """Random scale and shift: MONAI's over the patch, or (`intensity_inside_brain`) the brain's only."""
+    if a.intensity_inside_brain:
+        return [RandScaleShiftBraind(images, a.intensity_scale, a.intensity_shift, a.intensity_probability)]
+    return [
+        RandScaleIntensityd(
+            images,
+            factors=a.intensity_scale,
+            prob=a.intensity_probability,
+            channel_wise=a.intensity_channel_wise,
+        ),
+        RandShiftIntensityd(
+            images,
+            offsets=a.intensity_shift,
+            prob=a.intensity_probability,
+            channel_wise=a.intensity_channel_wise,
+        ),
+    ]
+
+
+def cached_transform(
+    labels: LabelConvention, crop_to_brain: bool = True, with_classes: bool = False
+) -> Compose:
+    """The deterministic part: read the files (and class maps) and, by default, crop to the brain's box."""
     steps: List[MapTransform] = [LoadCased(labels)]
     if crop_to_brain:
-        steps.append(CropForegroundd([RAW, LABEL], source_key=RAW, margin=2))
+        keys = [RAW, LABEL, CLASSES] if with_classes else [RAW, LABEL]
+        steps.append(CropForegroundd(keys, source_key=RAW, margin=2))
     return Compose(steps)
 
 
@@ -187,10 +230,11 @@ class TrainingDataset(torch.utils.data.Dataset):
         subsets: Sequence[Subset] = SUBSETS,
         seed: int = 0,
     ) -> None:
-        records = [case_record(case) for case in cases]
+        with_classes = data.synthesis > 0
+        records = [case_record(case, with_classes) for case in cases]
         self.cache = CacheDataset(
             records,
-            cached_transform(label_convention(data.labels), data.crop_to_brain),
+            cached_transform(label_convention(data.labels), data.crop_to_brain, with_classes),
             cache_rate=data.cache_rate,
             num_workers=data.workers or None,
             progress=False,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Tuple
 
-from mstkd.cases import Case, Discovery, discover_cases
+from mstkd.cases import HELD_OUT_MARKER, Case, Discovery, discover_cases, name_a_few
 from mstkd.errors import MSTKDError
 from mstkd.experiment.sections import DataConfig
 from mstkd.splits import PARTS, Split, random_split, read_split, write_split
@@ -111,6 +111,13 @@ def usable_cases(data: DataConfig) -> Tuple[Discovery, Tuple[Case, ...]]:
         )
     discovery = discover_cases(data.root)
     usable = tuple(c for c in discovery.cases if not c.missing and c.segmentation is not None)
+    held_out = [c.case_id for c in usable if c.folder is not None and (c.folder / HELD_OUT_MARKER).is_file()]
+    if held_out:
+        raise MSTKDError(
+            f"{data.root} holds held-out test cases ({name_a_few(held_out)}, written by "
+            "`mstkd phantom --generator ood`); never train or validate on them. Point data.root at "
+            "training phantoms."
+        )
     if not usable:
         raise MSTKDError(
             f"No case under {data.root} has all four sequences and a segmentation; training needs both.\n"

@@ -101,10 +101,13 @@ class Trainer:
         self.step = TrainingStep(
             self.experiment, self.train, self.networks, trainable, self.labels, context.device, self.schedule
         )
+        initialised = None if self.resume or not self.train.init_from else self._initialise_from()
         start = self._restore() if self.resume else self._fresh_start()
         if self.overwrite and context.is_main:
             self.files.remove()  # only now: a request that fails its checks leaves the old run whole
         self.log = self._logger()
+        if initialised:
+            self.log.info(initialised)
         if context.is_main:
             self._describe_run(discovery.summary(), split)
         if context.enabled:
@@ -175,6 +178,21 @@ class Trainer:
     def _fresh_start(self) -> int:
         torch.manual_seed(self.train.seed + 1000 * (self.context.rank + 1))  # each rank its own dropout
         return 0
+
+    def _initialise_from(self) -> str:
+        """Start the inference network from train.init_from's weights (fine-tuning); returns a log line."""
+        path = Path(self.train.init_from)
+        checkpoint = load_checkpoint(path)
+        network = inference_network(self.experiment, self.networks)
+        try:
+            network.load_state_dict(checkpoint.state_dict)
+        except RuntimeError as error:
+            raise MSTKDError(
+                f"train.init_from={path} holds another architecture than this config's "
+                f"{self.experiment.method} network ({str(error).splitlines()[0]}); give a model file of "
+                "the same sizes, or drop train.init_from."
+            ) from None
+        return f"inference network initialised from {path} (sha256 {checkpoint.sha256})"
 
     def _batches(self, cases, start: int) -> Iterator[Dict[str, Any]]:
         """An endless iterator of batches, positioned at step `start`."""

@@ -1,0 +1,174 @@
+"""Training augmentations that keep what inference sees: 0 outside the brain, z-scores inside.
+
+Acquisition augmentations act on each raw sequence separately (each scan has its own bias field,
+resolution and noise), before the normalisation that inference uses: gamma, bias field, blur,
+noise, thick slices along a random axis, and lower resolution (MONAI transforms where they exist).
+A sequence is first divided by its brain mean, so strengths are relative, and afterwards is 0
+outside its brain again (skull stripping follows acquisition). After normalisation and the crop
+come flips, a random affine and elastic deformation (images and labels together), and a scale
+and shift of each z-scored channel inside the brain only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Hashable, List, Mapping, Sequence
+
+import numpy as np
+import torch
+from monai.transforms import (
+    Compose,
+    MapTransform,
+    Rand3DElasticd,
+    RandAdjustContrast,
+    RandAffined,
+    RandBiasField,
+    RandGaussianNoise,
+    RandGaussianSmooth,
+    Randomizable,
+    RandomizableTransform,
+    RandSimulateLowResolution,
+)
+from monai.transforms.transform import Transform
+
+from mstkd.experiment.sections import Augmentation
+
+FLOOR = 1e-3  # brain voxels stay above zero: zero means "outside the brain"
+
+
+class RandThickSlices(RandomizableTransform):
+    """Simulate thick slices along a random axis: average `factor` voxels per slice, interpolate back."""
+
+    def __init__(self, prob: float, factor_range: Sequence[float]) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.factor_range = tuple(factor_range)
+        self.axis, self.factor = 0, 1.0
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        self.axis = int(self.R.randint(3))
+        self.factor = float(self.R.uniform(*self.factor_range))
+
+    def __call__(self, img: torch.Tensor, randomize: bool = True) -> torch.Tensor:
+        if randomize:
+            self.randomize()
+        if not self._do_transform:
+            return img
+        volume = torch.as_tensor(img, dtype=torch.float32).as_subclass(torch.Tensor)[None]
+        size = list(volume.shape[2:])
+        size[self.axis] = max(1, int(round(size[self.axis] / self.factor)))
+        thick = torch.nn.functional.interpolate(volume, size=size, mode="area")
+        back = torch.nn.functional.interpolate(
+            thick, size=volume.shape[2:], mode="trilinear", align_corners=False
+        )
+        return back[0]
+
+
+def acquisition_transforms(a: Augmentation) -> List[Transform]:
+    """The per-sequence acquisition augmentations switched on in `a` (probability > 0), in order."""
+    blur = (a.blur_sigma[0], a.blur_sigma[1])
+    candidates = [
+        (a.gamma_probability, lambda p: RandAdjustContrast(prob=p, gamma=a.gamma_range)),
+        (
+            a.bias_probability,
+            lambda p: RandBiasField(coeff_range=(-a.bias_strength, a.bias_strength), prob=p),
+        ),
+        (a.blur_probability, lambda p: RandGaussianSmooth(sigma_x=blur, sigma_y=blur, sigma_z=blur, prob=p)),
+        (a.noise_probability, lambda p: RandGaussianNoise(prob=p, std=a.noise_std)),
+        (a.thick_slice_probability, lambda p: RandThickSlices(p, a.thick_slice_factor)),
+        (
+            a.low_resolution_probability,
+            lambda p: RandSimulateLowResolution(prob=p, zoom_range=a.low_resolution_zoom),
+        ),
+    ]
+    return [make(probability) for probability, make in candidates if probability > 0]
+
+
+class AugmentSequencesd(Randomizable, MapTransform):
+    """Apply the acquisition augmentations to each channel of a raw (4, ...) volume, each its own draw."""
+
+    def __init__(self, key: str, transforms: Sequence[Transform]) -> None:
+        super().__init__(keys=[key])
+        self.transforms = Compose(list(transforms))
+
+    def set_random_state(self, seed: Any = None, state: Any = None) -> AugmentSequencesd:
+        super().set_random_state(seed, state)
+        self.transforms.set_random_state(seed=int(self.R.randint(2**31)))
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        """Each channel draws from the inner transforms' own streams."""
+
+    def __call__(self, sample: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+        out = dict(sample)
+        for key in self.key_iterator(out):
+            raw = np.asarray(out[key], dtype=np.float32)
+            augmented = np.zeros_like(raw)
+            for channel, volume in enumerate(raw):
+                brain = volume != 0
+                if not brain.any():
+                    continue
+                relative = volume / np.float32(volume[brain].mean())
+                changed = np.asarray(self.transforms(relative[None]), dtype=np.float32)[0]
+                augmented[channel] = np.where(brain, np.maximum(changed, FLOOR), 0.0)
+            out[key] = augmented
+        return out
+
+
+class RandScaleShiftBraind(Randomizable, MapTransform):
+    """Scale and shift each z-scored channel by random amounts, inside the brain only (0 stays 0).
+
+    One draw per sample (as MONAI's RandScaleIntensityd), shared by the keys (teacher and student).
+    """
+
+    def __init__(self, keys: Sequence[str], scale: float, shift: float, probability: float) -> None:
+        super().__init__(keys=keys)
+        self.scale, self.shift, self.probability = scale, shift, probability
+        self.factors = self.offsets = None
+
+    def randomize(self, data: Any = None) -> None:
+        self.apply = self.R.random_sample() < self.probability
+        self.factors = self.R.uniform(-self.scale, self.scale, size=4)
+        self.offsets = self.R.uniform(-self.shift, self.shift, size=4)
+
+    def __call__(self, sample: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+        self.randomize()
+        out = dict(sample)
+        if not self.apply:
+            return out
+        for key in self.key_iterator(out):
+            image = torch.as_tensor(out[key])
+            shape = (-1,) + (1,) * (image.ndim - 1)
+            factors = torch.as_tensor(1.0 + self.factors[: image.shape[0]], dtype=image.dtype).view(shape)
+            offsets = torch.as_tensor(self.offsets[: image.shape[0]], dtype=image.dtype).view(shape)
+            out[key] = torch.where(image != 0, image * factors + offsets, torch.zeros_like(image))
+        return out
+
+
+def deformation_transforms(images: Sequence[str], label: str, a: Augmentation) -> List[Transform]:
+    """The affine and elastic deformations switched on, images and label together."""
+    keys = [*images, label]
+    modes = ["bilinear"] * len(images) + ["nearest"]
+    transforms: List[Transform] = []
+    if a.affine_probability > 0:
+        transforms.append(
+            RandAffined(
+                keys,
+                prob=a.affine_probability,
+                rotate_range=[np.deg2rad(a.rotate_degrees)] * 3,
+                scale_range=[a.scale_range] * 3,
+                mode=modes,
+                padding_mode="zeros",
+            )
+        )
+    if a.elastic_probability > 0:
+        transforms.append(
+            Rand3DElasticd(
+                keys,
+                sigma_range=a.elastic_sigma,
+                magnitude_range=a.elastic_magnitude,
+                prob=a.elastic_probability,
+                mode=modes,
+                padding_mode="zeros",
+            )
+        )
+    return transforms
