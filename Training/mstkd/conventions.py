@@ -257,6 +257,11 @@ TORCH_VERSION_FLOOR = "2.4"
 DEVICE_CHOICES: Tuple[str, ...] = ("auto", "cpu", "cuda")
 DEFAULT_DEVICE = DEVICE_CHOICES[0]
 
+# How an exam's skull and scalp are dealt with before segmenting (mstkd.preprocess.brain_extraction):
+# `auto` extracts the brain unless every sequence is already skull-stripped.
+BRAIN_EXTRACTION_CHOICES: Tuple[str, ...] = ("auto", "deepbet", "hd-bet", "none")
+DEFAULT_BRAIN_EXTRACTION = BRAIN_EXTRACTION_CHOICES[0]
+
 # Tumour sub-regions (disjoint labels) and the evaluated regions built from them.
 SUBREGIONS: Tuple[str, ...] = ("ncr", "ed", "et")
 SUBREGION_NAMES: Dict[str, str] = {

@@ -10,6 +10,8 @@ from typing import Iterator, List, Optional, TextIO, Tuple
 
 from mstkd.cli.options import add_device, add_model
 from mstkd.conventions import (
+    BRAIN_EXTRACTION_CHOICES,
+    DEFAULT_BRAIN_EXTRACTION,
     LABEL_CONVENTIONS,
     SHORT_NAMES,
     SequenceMap,
@@ -27,6 +29,12 @@ NIfTI or NRRD), or of every case in a folder. The label map lands on the referen
 voxel for voxel (default reference: T1ce, else FLAIR, T2, T1): sequences on other grids are
 co-registered to it first. Labels: 1 necrosis/non-enhancing core, 2 oedema, 4 (brats2021) or
 3 (brats2023) enhancing tumour.
+
+Exams straight off the scanner (with skull and scalp) are skull-stripped first: with
+--brain-extraction auto (the default) when a sequence has non-zero voxels over more than a brain
+holds (2.2 L), with the first installed tool that handles the exam's sequences (hd-bet: any
+sequence; deepbet: T1 or T1Gd), its mask carried to the other sequences through the
+co-registration; --brain-mask OUT writes the brain mask on the reference grid.
 
 One exam:   mstkd segment --flair F.nii.gz --t2 T2.nii.gz -o labels.nii.gz [--summary s.json]
 A folder:   mstkd segment --input-dir cases/ --output-dir predictions/ [--sequences flair,t2]
@@ -51,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         exam.add_argument(*options, dest=sequence, type=Path, metavar="FILE", help=f"the {sequence} volume")
     exam.add_argument("-o", "--output", type=Path, metavar="OUT", help="label map to write (.nii.gz, .nrrd)")
     exam.add_argument("--summary", type=Path, metavar="OUT.json", help="also write a JSON summary here")
+    exam.add_argument(
+        "--brain-mask", type=Path, metavar="OUT", help="also write the brain mask (reference grid) here"
+    )
     batch = parser.add_argument_group("a folder of cases")
     batch.add_argument("--input-dir", type=Path, metavar="DIR", help="cases in any BraTS/FeTS layout")
     batch.add_argument("--output-dir", type=Path, metavar="DIR", help="where <case_id>.nii.gz/.json go")
@@ -66,6 +77,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--labels",
         choices=sorted(LABEL_CONVENTIONS),
         help="label convention of the output (default: the model's)",
+    )
+    parser.add_argument(
+        "--brain-extraction",
+        choices=BRAIN_EXTRACTION_CHOICES,
+        default=DEFAULT_BRAIN_EXTRACTION,
+        help="skull stripping: auto (only when the exam is not skull-stripped; default), a tool, or none",
     )
     parser.add_argument(
         "--progress",
@@ -102,14 +119,21 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO) -> int:
     if args.sequences:
         raise MSTKDError("--sequences goes with --input-dir; for one exam, give only the sequences to use.")
     output = check_output_path(args.output)
+    if args.brain_mask is not None and check_output_path(args.brain_mask).resolve() == output.resolve():
+        raise MSTKDError("--brain-mask and -o name the same file; give the brain mask its own name.")
     reference = choose_reference(files, args.reference)  # a wrong --reference fails before any work
 
     predictor = Predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
     result = predictor.segment(
-        files, reference, progress=scaled(emit, 0.0, SEGMENT_SHARE), labels=args.labels
+        files,
+        reference,
+        progress=scaled(emit, 0.0, SEGMENT_SHARE),
+        labels=args.labels,
+        brain_extraction=args.brain_extraction,
+        brain_mask=args.brain_mask is not None,
     )
     emit(ProgressEvent("write", SEGMENT_SHARE, f"writing {output}"))
-    summary = write_result(result, output, args.summary)
+    summary = write_result(result, output, args.summary, args.brain_mask)
     emit(ProgressEvent("write", 1.0, f"wrote {output}"))
     for note in result.fallbacks:
         print(f"mstkd segment: warning: {note}", file=sys.stderr)
@@ -128,7 +152,8 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
     from mstkd.progress import progress
 
     given = [f"--{s}" for s in exam_files(args)]
-    given += [name for name, value in (("-o", args.output), ("--summary", args.summary)) if value is not None]
+    one_exam = (("-o", args.output), ("--summary", args.summary), ("--brain-mask", args.brain_mask))
+    given += [name for name, value in one_exam if value is not None]
     if given:
         raise MSTKDError(f"{', '.join(given)} name(s) one exam; with --input-dir, leave them out.")
     if args.input_dir is None or args.output_dir is None:
@@ -165,6 +190,7 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO) -> int:
                 args.reference,
                 progress=events if args.progress == "jsonl" else None,
                 labels=args.labels,
+                brain_extraction=args.brain_extraction,
             )
             write_result(result, output, args.output_dir / f"{case.case_id}.json")
         except MSTKDError as error:
@@ -230,9 +256,21 @@ def _describe(summary: dict, summary_path: Optional[Path]) -> str:
         f"Wrote {summary['output']} (labels {summary['labels']} on the {summary['reference']} grid; "
         f"from {', '.join(summary['sequences'])})",
         f"Volumes (mL): {volumes}",
+        f"Brain extraction: {_describe_extraction(summary['brain_extraction'])}",
         f"Model {model['name']} (sha256 {model['sha256'][:12]}...) on {summary['device']}, "
         f"{summary['timings_s']['total']:.1f} s",
     ]
+    if summary.get("brain_mask"):
+        lines.append(f"Brain mask: {summary['brain_mask']}")
     if summary_path is not None:
         lines.append(f"Summary: {summary_path}")
     return "\n".join(lines)
+
+
+def _describe_extraction(extraction: dict) -> str:
+    if extraction["sequence"] is None:
+        return f"none ({extraction['reason'].split(':')[0]})"
+    return (
+        f"{extraction['method']} on {extraction['sequence']}, {extraction['seconds']:.1f} s "
+        f"(brain {extraction['brain_ml']:.0f} mL)"
+    )

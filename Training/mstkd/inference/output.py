@@ -35,18 +35,26 @@ def check_output_path(path: Union[str, Path]) -> Path:
 
 
 def write_result(
-    result: SegmentationResult, output: Union[str, Path], summary: Optional[Union[str, Path]] = None
+    result: SegmentationResult,
+    output: Union[str, Path],
+    summary: Optional[Union[str, Path]] = None,
+    brain_mask: Optional[Union[str, Path]] = None,
 ) -> Dict[str, Any]:
-    """Write the label map (and the summary JSON, when a path is given); returns the summary.
+    """Write the label map (and the summary JSON and brain mask, when paths are given); returns the summary.
 
-    The summary's timings gain `write` and `total` (the sum of the stages).
+    The summary's timings gain `write` and `total` (the sum of the stages); the brain mask needs a
+    result that holds one (Predictor.segment(..., brain_mask=True)).
     """
     output = check_output_path(output)
     started = time.perf_counter()
     partial = partial_path(output, image_extension(output))
     try:
+        if brain_mask is not None:
+            _write_brain_mask(result, check_output_path(brain_mask))
         write_image(result.labels, partial)
         data = result.summary(output)
+        if brain_mask is not None:
+            data["brain_mask"] = os.path.abspath(brain_mask)
         data["timings_s"]["write"] = round(time.perf_counter() - started, 3)
         data["timings_s"]["total"] = round(sum(data["timings_s"].values()), 3)
         if summary is not None:
@@ -57,6 +65,18 @@ def write_result(
         if partial.exists():
             partial.unlink()
     return data
+
+
+def _write_brain_mask(result: SegmentationResult, path: Path) -> None:
+    if result.brain_mask is None:
+        raise ValueError("this result holds no brain mask; segment with brain_mask=True")
+    partial = partial_path(path, image_extension(path))
+    try:
+        write_image(result.brain_mask, partial)
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
 
 
 def _write_readable(path: Path, text: str) -> None:

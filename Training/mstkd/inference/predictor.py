@@ -5,8 +5,9 @@
     sitk.WriteImage(result.labels, "labels.nii.gz")
 
 The label map lands on the reference volume's grid voxel for voxel (mstkd.preprocess does the
-preparation and its inverse); CUDA out-of-memory errors are survived by retrying with fewer
-windows per batch, then on the CPU, and the result says so.
+preparation, brain extraction included when the exam is not skull-stripped, and its inverse);
+CUDA out-of-memory errors are survived by retrying with fewer windows per batch, then on the
+CPU, and the result says so.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import SimpleITK as sitk
 import torch
 
 from mstkd.conventions import (
+    DEFAULT_BRAIN_EXTRACTION,
     DEFAULT_DEVICE,
     DISPLAY_NAMES,
     SequenceMap,
@@ -37,7 +39,9 @@ from mstkd.inference.registry import ModelEntry, resolve_model
 from mstkd.inference.result import SegmentationResult
 from mstkd.inference.volumes import region_volumes_ml
 from mstkd.prediction.labelmap import predict_labels
-from mstkd.preprocess import PreparedExam, labels_to_reference, prepare_exam
+from mstkd.preprocess import PreparedExam, brain_mask_on_reference, labels_to_reference, prepare_exam
+from mstkd.preprocess.brain_extraction import BrainExtraction, Extractor, check_choice, extract_brain
+from mstkd.preprocess.extractors import run_extractor
 from mstkd.preprocess.reference import choose_reference
 from mstkd.resources import DEFAULT_MODEL
 
@@ -97,25 +101,35 @@ class Predictor:
         reference: Optional[str] = None,
         progress: Optional[ProgressCallback] = None,
         labels: Optional[str] = None,
+        brain_extraction: str = DEFAULT_BRAIN_EXTRACTION,
+        brain_mask: bool = False,
     ) -> SegmentationResult:
         """Segment an exam from any non-empty subset of sequences (files or images; aliases accepted).
 
         `reference` names the sequence whose grid the label map lands on (default: T1ce, FLAIR, T2,
-        T1, the first present); `labels` converts the label map to another convention.
+        T1, the first present); `labels` converts the label map to another convention;
+        `brain_extraction` is one of conventions.BRAIN_EXTRACTION_CHOICES ('auto': only when the
+        exam is not skull-stripped); `brain_mask` also returns the brain mask on the reference grid.
         """
         report = ProgressTracker(progress)
         output_labels = label_convention(labels) if labels else self.model.labels
         inputs = sequence_map(sequences)
         reference = choose_reference(inputs, reference)
+        extraction_choice = check_choice(brain_extraction)
         timings: Dict[str, float] = {}
 
         started = time.perf_counter()
         images = _read_all(inputs, report.span("load", *SPANS["load"]))
         timings["read"] = time.perf_counter() - started
 
+        def extract(exam_images: SequenceMap[sitk.Image]) -> BrainExtraction:
+            return extract_brain(exam_images, extraction_choice, self._run_extractor)
+
         started = time.perf_counter()
-        exam = prepare_exam(images, self.model.spacing, reference, _preparation_reporter(report))
-        timings["preprocess"] = time.perf_counter() - started
+        exam = prepare_exam(images, self.model.spacing, reference, _preparation_reporter(report), extract)
+        extraction = exam.extraction
+        timings["brain_extraction"] = extraction.seconds if extraction is not None else 0.0
+        timings["preprocess"] = time.perf_counter() - started - timings["brain_extraction"]
 
         started = time.perf_counter()
         predicted, device, fallbacks, inference_step = self._infer(exam, report)
@@ -130,6 +144,7 @@ class Predictor:
             array = convert_labels(array, self.model.labels.name, output_labels.name)
             image = array_to_image(array, reference=image)
         volumes = region_volumes_ml(array, output_labels, image.GetSpacing())
+        mask_image = brain_mask_on_reference(exam) if brain_mask else None
         timings["postprocess"] = time.perf_counter() - started
         finish(1.0, f"segmented: whole tumour {volumes['WT']:.1f} mL")
 
@@ -155,7 +170,13 @@ class Predictor:
             timings_s=timings,
             steps=steps,
             fallbacks=fallbacks,
+            brain_extraction=extraction.summary() if extraction is not None else None,
+            brain_mask=mask_image,
         )
+
+    def _run_extractor(self, extractor: Extractor, image: sitk.Image) -> sitk.Image:
+        """A brain-extraction tool on this predictor's device."""
+        return run_extractor(extractor, image, str(self.device))
 
     def _infer(
         self, exam: PreparedExam, report: ProgressTracker
@@ -285,7 +306,13 @@ def _preparation_reporter(report: ProgressTracker) -> Callable[[str, float], Non
 def _preparation_stage(doing: str) -> str:
     """The event stage of one of prepare_exam's reports ('checking the inputs' -> 'preflight')."""
     words = doing.lower()
-    for stem, stage in (("check", "preflight"), ("regist", "register"), ("resampl", "resample")):
+    stages = {
+        "check": "preflight",
+        "extract": "brain-extraction",
+        "regist": "register",
+        "resampl": "resample",
+    }
+    for stem, stage in stages.items():
         if stem in words:
             return stage
     return "preprocess"

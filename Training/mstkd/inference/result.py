@@ -30,6 +30,8 @@ class SegmentationResult:
     timings_s: Dict[str, float]
     steps: List[str]
     fallbacks: List[str] = field(default_factory=list)
+    brain_extraction: Optional[Dict[str, Any]] = None
+    brain_mask: Optional[sitk.Image] = None
 
     def summary(self, output: Optional[Union[str, Path]] = None) -> Dict[str, Any]:
         """The JSON summary `mstkd segment --summary` writes (and the Slicer module reads)."""
@@ -46,5 +48,6 @@ class SegmentationResult:
             "labels": self.label_convention,
             "volumes_ml": {key: round(value, 4) for key, value in self.volumes_ml.items()},
             "timings_s": {key: round(value, 3) for key, value in self.timings_s.items()},
+            "brain_extraction": self.brain_extraction,
             "steps": list(self.steps),
         }
