@@ -32,6 +32,8 @@ from slicer.util import VTKObservationMixin
 
 # MSTKDSegmentLib makes the engine (mstkd) importable, so the engine's names come through it.
 from MSTKDSegmentLib import (
+    BRAIN_EXTRACTION_CHOICES,
+    DEFAULT_BRAIN_EXTRACTION,
     DEFAULT_DEVICE,
     DEFAULT_MODEL,
     DEVICE_CHOICES,
@@ -51,6 +53,7 @@ from MSTKDSegmentLib import (
     duplicate_inputs,
     format_duration,
     is_dicom_folder,
+    load_dicom_study,
     missing_requirements,
     model_choices,
     read_volumes_table,
@@ -123,6 +126,8 @@ class MSTKDSegmentParameterNode:
     model: str = ""
     modelFile: str = ""
     device: str = DEFAULT_DEVICE
+    brainExtraction: str = DEFAULT_BRAIN_EXTRACTION
+    brainMask: bool = False
 
 
 #
@@ -174,6 +179,7 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelChanged)
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.onModelFileChanged)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
+        self.ui.brainExtractionComboBox.connect("currentIndexChanged(int)", self.onBrainExtractionChanged)
         for selector in self.selectors.values():
             selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGuiFromInputs)
 
@@ -233,6 +239,12 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._selectData(
             self.ui.deviceComboBox,
             DEVICE_CHOICES.index(parameters.device) if parameters.device in DEVICE_CHOICES else 0,
+        )
+        self._selectData(
+            self.ui.brainExtractionComboBox,
+            BRAIN_EXTRACTION_CHOICES.index(parameters.brainExtraction)
+            if parameters.brainExtraction in BRAIN_EXTRACTION_CHOICES
+            else 0,
         )
         modelIndex = self.ui.modelComboBox.findData(parameters.model) if parameters.model else -1
         if parameters.modelFile and not parameters.model:
@@ -348,6 +360,10 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode and 0 <= index < len(DEVICE_CHOICES):
             self._parameterNode.device = DEVICE_CHOICES[index]
 
+    def onBrainExtractionChanged(self, index) -> None:
+        if self._parameterNode and 0 <= index < len(BRAIN_EXTRACTION_CHOICES):
+            self._parameterNode.brainExtraction = BRAIN_EXTRACTION_CHOICES[index]
+
     def onReferenceChanged(self, index) -> None:
         if self._parameterNode and index >= 0:
             self._parameterNode.reference = self.ui.referenceComboBox.itemData(index) or ""
@@ -398,6 +414,8 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             nodes = self.runWithErrorDisplay(_("Could not load the case."), self.logic.loadFolder, folder)
         if nodes:
             self.useVolumes(nodes)
+        for line in self.logic.lastSeriesChoice.describe() if self.logic.lastSeriesChoice else ():
+            self.log(line)
 
     def onLoadSample(self) -> None:
         with slicer.util.WaitCursor():
@@ -431,6 +449,8 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             segmentation=parameters.outputSegmentation,
             nested=parameters.nestedRegions,
             show_3d=parameters.show3D,
+            brain_extraction=parameters.brainExtraction,
+            brain_mask=parameters.brainMask,
         )
         with slicer.util.WaitCursor():
             if not self.runWithErrorDisplay(
@@ -503,6 +523,8 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode.outputSegmentation = segmentation
         reference = run.inputs[run.reference]
         slicer.util.setSliceViewerLayers(background=reference)
+        for note in run.notes:
+            self.log(note)
         volumes = read_volumes_table(segmentation)
         self.ui.resultLabel.text = "   ".join(f"{key} {volume:.1f} mL" for key, volume in volumes.items())
         self.setStatus(
@@ -577,6 +599,7 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
             slicer.modules.volumes.logic(),
             python=pythonSlicerExecutable(),
         )
+        self.lastSeriesChoice = None  # how the last DICOM study's series were chosen
 
     def getParameterNode(self):
         return MSTKDSegmentParameterNode(super().getParameterNode())
@@ -623,13 +646,16 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
 
     def loadFolder(self, folder: str) -> SequenceMap:
         """Load an exam from a folder: a DICOM study, or a case's NIfTI/NRRD files (any BraTS/FeTS layout)."""
+        self.lastSeriesChoice = None
         if is_dicom_folder(folder):
             return self.loadDicomFolder(folder)
         return self.lib.load_case(folder)[1]
 
-    def loadDicomFolder(self, folder: str) -> SequenceMap:
-        """Import a DICOM folder into the DICOM database, load its series and recognise the sequences.
+    def loadDicomFolder(self, folder: str, overrides=None) -> SequenceMap:
+        """Import a DICOM folder into the DICOM database and load its FLAIR, T1, T1Gd and T2 series.
 
+        The series are chosen from their tags (see MSTKDSegmentLib.dicom_study); `overrides` maps a
+        sequence to the series UID to use instead, e.g. {"t1ce": "1.2.3..."} (None leaves it out).
         Uses the application's DICOM database when one is open (so that DICOM SEG export finds the
         study), else a temporary one.
         """
@@ -637,33 +663,20 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
 
         database = slicer.dicomDatabase
         if database is not None and database.isOpen:
-            return self._loadDicomSeries(database, folder)
+            return self._loadDicomSeries(database, folder, overrides)
         with DICOMUtils.TemporaryDICOMDatabase() as temporary:
-            return self._loadDicomSeries(temporary, folder)
+            return self._loadDicomSeries(temporary, folder, overrides)
 
-    def _loadDicomSeries(self, database, folder: str) -> SequenceMap:
+    def _loadDicomSeries(self, database, folder: str, overrides) -> SequenceMap:
+        """Import the folder, load the chosen series; `lastSeriesChoice` keeps what was chosen and why."""
         from DICOMLib import DICOMUtils
 
         DICOMUtils.importDicom(folder, database)
-        root = os.path.normcase(os.path.abspath(folder))
-        series = []
-        for patient in database.patients():
-            for study in database.studiesForPatient(patient):
-                for uid in database.seriesForStudy(study):
-                    files = database.filesForSeries(uid, 1)
-                    if files and os.path.normcase(os.path.abspath(files[0])).startswith(root):
-                        series.append(uid)
-        nodeIDs = DICOMUtils.loadSeriesByUID(series) if series else []
-        volumes = [slicer.mrmlScene.GetNodeByID(nodeID) for nodeID in nodeIDs]
-        volumes = [n for n in volumes if n is not None and n.IsA("vtkMRMLScalarVolumeNode")]
-        found = assign_sequences(volumes, lambda node: self.dicomSeriesDescriptions(node, database))
-        if not found:
-            raise MSTKDError(
-                _(
-                    "No series in {folder} names an MRI sequence the module knows; "
-                    "choose the volumes by hand."
-                ).format(folder=folder)
-            )
+        found, self.lastSeriesChoice = load_dicom_study(
+            slicer.mrmlScene, database, folder, lambda uid: DICOMUtils.loadSeriesByUID([uid]), overrides
+        )
+        for line in self.lastSeriesChoice.describe():
+            logging.info(line)
         return found
 
     @staticmethod

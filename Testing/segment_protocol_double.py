@@ -6,7 +6,9 @@ a network it thresholds the reference volume: > 300 ET, 200..300 NCR, 100..200 E
 convention asked for). The --model name picks a behaviour: 'missing' fails as a user error
 (exit 2), 'crash' with a traceback, 'slow' runs until killed (with a grandchild process whose pid
 it reports), 'wrong-grid' writes the labels on a shifted grid. With $MSTKD_DOUBLE_RECORD set, it
-writes there the geometry of every input file it read.
+writes there the geometry of every input file it read. Its trust is the engine's generic rule (no
+validation table); --brain-extraction deepbet or hd-bet reports that tool on the reference, auto
+and none report none; --brain-mask writes the reference's voxels above 100.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from mstkd.inference.events import JsonLinesWriter, ProgressEvent
 from mstkd.inference.output import write_result
 from mstkd.inference.result import SegmentationResult
 from mstkd.inference.volumes import region_volumes_ml
+from mstkd.preprocess.brain_extraction import BrainExtraction
 from mstkd.preprocess.reference import choose_reference
+from mstkd.trust import assess_trust
 
 # What the double reports as its model file's sha256.
 MODEL_SHA256 = "ab" * 32
@@ -98,6 +102,10 @@ def segment(args: argparse.Namespace) -> int:
     image.CopyInformation(images[reference])
     if args.model == "wrong-grid":
         image.SetOrigin([o + 7.0 for o in image.GetOrigin()])
+    brain = sitk.Cast(images[reference] > 100, sitk.sitkUInt8)
+    extraction = BrainExtraction("none", "the double strips nothing")
+    if args.brain_extraction in ("deepbet", "hd-bet"):
+        extraction = BrainExtraction(args.brain_extraction, "asked for", reference, brain, 0.5)
     result = SegmentationResult(
         labels=image,
         label_convention=convention.name,
@@ -110,8 +118,11 @@ def segment(args: argparse.Namespace) -> int:
         device="cpu",
         timings_s={"inference": 0.1},
         steps=["thresholded the reference volume"],
+        brain_extraction=extraction.summary(),
+        brain_mask=brain,
+        trust=assess_trust(inputs.subset).summary(),
     )
-    write_result(result, args.output, args.summary)
+    write_result(result, args.output, args.summary, args.brain_mask)
     progress("done", 1.0, "segmentation written")
     return 0
 

@@ -12,6 +12,8 @@ from MSTKDSegmentLib.engine import ensure_engine_importable
 ensure_engine_importable()
 
 from mstkd.conventions import (  # noqa: E402
+    BRAIN_EXTRACTION_CHOICES,
+    DEFAULT_BRAIN_EXTRACTION,
     DEFAULT_DEVICE,
     DEVICE_CHOICES,
     DISPLAY_NAMES,
@@ -28,7 +30,9 @@ from MSTKDSegmentLib.dependencies import (  # noqa: E402
     SEGMENT_REQUIREMENTS,
     missing_requirements,
 )
+from MSTKDSegmentLib.dicom_study import database_series, is_inside, load_dicom_study  # noqa: E402
 from MSTKDSegmentLib.logic import SegmentationLogic, SegmentationRequest, SegmentationRun  # noqa: E402
+from MSTKDSegmentLib.marks import BRAIN_SEGMENT, RELIABILITY_TAG, UNRELIABLE_SUFFIX  # noqa: E402
 from MSTKDSegmentLib.models import ModelChoice, model_choices  # noqa: E402
 from MSTKDSegmentLib.process import EngineProcess, Progress, format_duration  # noqa: E402
 from MSTKDSegmentLib.results import (  # noqa: E402
@@ -44,6 +48,11 @@ from MSTKDSegmentLib.volumes import SYNTHETIC_SHAPE, is_dicom_folder, load_case_
 
 __all__ = [
     "ALL_SEGMENTS",
+    "BRAIN_EXTRACTION_CHOICES",
+    "BRAIN_SEGMENT",
+    "DEFAULT_BRAIN_EXTRACTION",
+    "RELIABILITY_TAG",
+    "UNRELIABLE_SUFFIX",
     "DEFAULT_DEVICE",
     "DEFAULT_MODEL",
     "DEVICE_CHOICES",
@@ -66,6 +75,9 @@ __all__ = [
     "SequenceMap",
     "assign_sequences",
     "choose_reference",
+    "database_series",
+    "is_inside",
+    "load_dicom_study",
     "duplicate_inputs",
     "format_duration",
     "guess_node_sequence",

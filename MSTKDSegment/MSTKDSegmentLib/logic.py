@@ -21,6 +21,8 @@ import slicer
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
 from mstkd.conventions import (
+    BRAIN_EXTRACTION_CHOICES,
+    DEFAULT_BRAIN_EXTRACTION,
     DEFAULT_DEVICE,
     DEFAULT_LABELS,
     DEVICE_CHOICES,
@@ -33,11 +35,14 @@ from mstkd.conventions import (
 )
 from mstkd.errors import MSTKDError
 from mstkd.inference.volumes import region_volumes_ml
+from mstkd.preprocess.brain_extraction import describe_summary
 from mstkd.preprocess.reference import choose_reference
 from mstkd.resources import DEFAULT_MODEL
 from MSTKDSegmentLib.engine import child_environment, segment_command
+from MSTKDSegmentLib.marks import import_brain_mask, mark_trust, remove_brain_mask
 from MSTKDSegmentLib.process import EngineProcess, Event, Progress, ProgressClock
 from MSTKDSegmentLib.results import (
+    ATTRIBUTE_PREFIX,
     import_segments,
     label_array,
     place_beside,
@@ -60,13 +65,18 @@ from MSTKDSegmentLib.volumes import (
 # NRRD keeps the geometry in double precision (NIfTI stores it as float32).
 OUTPUT_FILE = "segmentation.nrrd"
 SUMMARY_FILE = "summary.json"
+BRAIN_MASK_FILE = "brainmask.nrrd"
 
 EventCallback = Callable[[Event], None]
 
 
 @dataclass
 class SegmentationRequest:
-    """What to segment and how: volumes by sequence (aliases accepted), model, device and output."""
+    """What to segment and how: volumes by sequence (aliases accepted), model, device and output.
+
+    `brain_extraction` is one of BRAIN_EXTRACTION_CHOICES; `brain_mask` adds the brain mask the
+    engine used as a segment of its own.
+    """
 
     inputs: Mapping[str, object]
     model: str = DEFAULT_MODEL
@@ -76,6 +86,8 @@ class SegmentationRequest:
     nested: bool = False
     show_3d: bool = True
     labels: str = DEFAULT_LABELS
+    brain_extraction: str = DEFAULT_BRAIN_EXTRACTION
+    brain_mask: bool = False
 
 
 class SegmentationRun:
@@ -101,6 +113,7 @@ class SegmentationRun:
         self.clock = ProgressClock()
         self.progress: Optional[Progress] = None
         self.segmentation_node = None
+        self.notes: List[str] = []  # what the engine said about the result, once it is imported
         self._done = False
 
     @property
@@ -236,6 +249,11 @@ class SegmentationLogic:
         if not str(request.model or "").strip():
             raise MSTKDError("Choose a model: a name from the list or a model file.")
         label_convention(request.labels)
+        if request.brain_extraction not in BRAIN_EXTRACTION_CHOICES:
+            raise MSTKDError(
+                f"Unknown brain extraction '{request.brain_extraction}'; choose one of "
+                f"{', '.join(BRAIN_EXTRACTION_CHOICES)}."
+            )
         target = request.segmentation
         if target is not None:
             if not target.IsA("vtkMRMLSegmentationNode"):
@@ -262,8 +280,11 @@ class SegmentationLogic:
                 "--device", request.device,
                 "--labels", request.labels,
                 "--summary", str(folder / SUMMARY_FILE),
+                "--brain-extraction", request.brain_extraction,
                 "--progress", "jsonl",
             ]  # fmt: skip
+            if request.brain_mask:
+                command += ["--brain-mask", str(folder / BRAIN_MASK_FILE)]
             process = EngineProcess(command, env=child_environment(), cwd=str(folder))
             process.start()
         except OSError as error:
@@ -285,9 +306,21 @@ class SegmentationLogic:
         show_3d: bool = True,
         timeout_s: Optional[float] = None,
         on_event: Optional[EventCallback] = None,
+        brain_extraction: str = DEFAULT_BRAIN_EXTRACTION,
+        brain_mask: bool = False,
     ):
         """Segment and wait (for scripts and the Python console); returns the segmentation node."""
-        request = SegmentationRequest(dict(inputs), model, device, reference, segmentation, nested, show_3d)
+        request = SegmentationRequest(
+            dict(inputs),
+            model,
+            device,
+            reference,
+            segmentation,
+            nested,
+            show_3d,
+            brain_extraction=brain_extraction,
+            brain_mask=brain_mask,
+        )
         run = self.start(request)
         try:
             if not run.wait(timeout_s, on_event):
@@ -322,6 +355,7 @@ class SegmentationLogic:
             )
         labels = label_array(label_node)
         check_labels(labels, label_convention(run.request.labels), "segmentation the engine wrote")
+        brain = _brain_mask(run.folder / BRAIN_MASK_FILE, label_node) if run.request.brain_mask else None
 
         target = run.request.segmentation
         created = target is None
@@ -335,12 +369,21 @@ class SegmentationLogic:
             target.CreateDefaultDisplayNodes()
         local = self._local_grid(target, reference_node, run.geometry)
         import_segments(target, labels, run.request.labels, local, run.request.nested)
+        if brain is not None:
+            import_brain_mask(target, brain, local)
+        else:
+            remove_brain_mask(target)
         set_reference_geometry(target, reference_node)
         if run.request.show_3d:
             target.CreateClosedSurfaceRepresentation()
         else:
             target.RemoveClosedSurfaceRepresentation()
         store_provenance(target, summary, run.sequences, run.reference)
+        extraction = summary.get("brain_extraction")
+        if isinstance(extraction, dict):
+            run.notes.append(f"Brain extraction: {describe_summary(extraction)}.")
+            target.SetAttribute(ATTRIBUTE_PREFIX + "BrainExtraction", describe_summary(extraction))
+        run.notes += [f"Warning: {w}." for w in mark_trust(target, summary.get("trust") or {})]
         volumes = volumes_from_summary(summary) or region_volumes_ml(
             labels, label_convention(run.request.labels), label_node.GetSpacing()
         )
@@ -375,6 +418,20 @@ class SegmentationLogic:
         local = vtkMatrix4x4()
         vtkMatrix4x4.Multiply4x4(to_node, world, local)
         return local
+
+
+def _brain_mask(path: Path, labels_node):
+    """The (k, j, i) brain mask the engine wrote, checked to lie on the label map's grid."""
+    if not path.is_file():
+        raise MSTKDError("The engine ended without writing the brain mask; see the log for what it reported.")
+    node = read_label_map(path)
+    grids = [vtkMatrix4x4(), vtkMatrix4x4()]
+    node.GetIJKToRASMatrix(grids[0])
+    labels_node.GetIJKToRASMatrix(grids[1])
+    same_size = node.GetImageData().GetDimensions() == labels_node.GetImageData().GetDimensions()
+    if not (same_size and same_matrix(*grids)):
+        raise MSTKDError("The engine wrote the brain mask on a grid other than the labels'; report it.")
+    return label_array(node)
 
 
 def _read_summary(path: Path) -> Dict[str, object]:

@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Segment every case of DATA (restricted to --split) from each requested subset of sequences with "
             "sliding windows over the whole volume, score WT/TC/ET (Dice, HD95) and write tables in the "
-            "papers' column order (table.md, table.csv, table.json) and per-case scores (cases.csv)."
+            "papers' column order (table.md, table.csv, table.json) and per-case scores (cases.csv). "
+            "--model-out writes a copy of the model file that carries the per-subset Dice table in its "
+            "metadata, from which `mstkd segment` tells which regions the given sequences can support."
         ),
     )
     parser.add_argument(
@@ -45,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_device(parser)
     parser.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
+    parser.add_argument(
+        "--model-out",
+        type=Path,
+        metavar="MODEL.safetensors",
+        help="also write a copy of the model carrying this per-subset Dice table as its validation",
+    )
     parser.set_defaults(run=run)
 
 
@@ -61,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     from mstkd.splits import read_split
 
     convention = metric_convention(args.convention)
+    if args.model_out is not None:
+        from mstkd.evaluation.validation import check_model_out
+
+        check_model_out(args.checkpoint, args.model_out)
     subsets = SUBSETS if args.subsets.strip().lower() == EVERY_SUBSET else parse_subsets(args.subsets)
     discovery = discover_cases(args.data)
     cases = [c for c in discovery.cases if not c.missing and c.segmentation is not None]
@@ -88,4 +100,9 @@ def run(args: argparse.Namespace) -> int:
     paths = result.write(args.out)
     print(result.markdown())
     print(f"Wrote {', '.join(str(p) for p in paths.values())}")
+    if args.model_out is not None:
+        from mstkd.evaluation.validation import validation_table, write_model_with_validation
+
+        digest = write_model_with_validation(args.checkpoint, validation_table(result), args.model_out)
+        print(f"Wrote {args.model_out} (sha256 {digest}): the model with this table as its validation")
     return 0

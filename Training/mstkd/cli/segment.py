@@ -250,13 +250,16 @@ def _log(bar, message: str) -> None:
 
 
 def _describe(summary: dict, summary_path: Optional[Path]) -> str:
+    from mstkd.preprocess.brain_extraction import describe_summary
+
     volumes = "  ".join(f"{k} {v:.2f}" for k, v in summary["volumes_ml"].items())
     model = summary["model"]
     lines = [
         f"Wrote {summary['output']} (labels {summary['labels']} on the {summary['reference']} grid; "
         f"from {', '.join(summary['sequences'])})",
         f"Volumes (mL): {volumes}",
-        f"Brain extraction: {_describe_extraction(summary['brain_extraction'])}",
+        f"Brain extraction: {describe_summary(summary['brain_extraction'])}",
+        *(f"Warning: {warning}" for warning in summary["trust"]["warnings"]),
         f"Model {model['name']} (sha256 {model['sha256'][:12]}...) on {summary['device']}, "
         f"{summary['timings_s']['total']:.1f} s",
     ]
@@ -265,12 +268,3 @@ def _describe(summary: dict, summary_path: Optional[Path]) -> str:
     if summary_path is not None:
         lines.append(f"Summary: {summary_path}")
     return "\n".join(lines)
-
-
-def _describe_extraction(extraction: dict) -> str:
-    if extraction["sequence"] is None:
-        return f"none ({extraction['reason'].split(':')[0]})"
-    return (
-        f"{extraction['method']} on {extraction['sequence']}, {extraction['seconds']:.1f} s "
-        f"(brain {extraction['brain_ml']:.0f} mL)"
-    )

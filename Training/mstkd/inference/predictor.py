@@ -44,6 +44,7 @@ from mstkd.preprocess.brain_extraction import BrainExtraction, Extractor, check_
 from mstkd.preprocess.extractors import run_extractor
 from mstkd.preprocess.reference import choose_reference
 from mstkd.resources import DEFAULT_MODEL
+from mstkd.trust import VALIDATION_KEY, assess_trust
 
 OVERLAP = 0.5
 WINDOWS_PER_BATCH = 4
@@ -172,6 +173,7 @@ class Predictor:
             fallbacks=fallbacks,
             brain_extraction=extraction.summary() if extraction is not None else None,
             brain_mask=mask_image,
+            trust=assess_trust(exam.subset, self.model.metadata.get(VALIDATION_KEY)).summary(),
         )
 
     def _run_extractor(self, extractor: Extractor, image: sitk.Image) -> sitk.Image:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -88,6 +88,16 @@ class BrainExtraction:
             "reason": self.reason,
             "support_ml": {s.sequence: round(s.support_ml, 1) for s in self.supports},
         }
+
+
+def describe_summary(summary: Mapping[str, Any]) -> str:
+    """A BrainExtraction.summary() in a few words: 'deepbet on T1, 7.2 s (brain 1480 mL)' or 'none (...)'."""
+    if not summary.get("sequence"):
+        return f"none ({str(summary.get('reason', '')).split(':')[0]})"
+    return (
+        f"{summary.get('method')} on {DISPLAY_NAMES.get(summary['sequence'], summary['sequence'])}, "
+        f"{float(summary.get('seconds') or 0.0):.1f} s (brain {float(summary.get('brain_ml') or 0.0):.0f} mL)"
+    )
 
 
 def is_installed(extractor: Extractor) -> bool:
