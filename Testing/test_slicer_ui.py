@@ -274,6 +274,7 @@ def test_parameter_names_in_the_ui_file_are_fields_of_the_parameter_node():
         "outputSegmentation",
         "nestedRegions",
         "show3D",
+        "brainMask",
     }
     assert bound <= parameter_node_fields()
 

@@ -29,6 +29,8 @@ from mstkd.imageio import IMAGE_EXTENSIONS, PathLike, image_extension, strip_ima
 # A case's subfolder holding the same exam as acquired on a scanner (`mstkd phantom --native`):
 # a different exam of the same case, so discovery does not mix it in.
 NATIVE_FOLDER = "native"
+# A case's subfolder holding masks that are not segmentations (a phantom's true brain mask).
+BRAIN_MASK_FOLDER = "brainmask"
 
 # Words that may sit between the case id and the sequence token (FeTS: `_brain_t1`, `_final_seg`).
 QUALIFIERS = frozenset({"brain", "final"})
@@ -127,7 +129,9 @@ def discover_cases(root: PathLike) -> Discovery:
         problems.append(Problem(UNREADABLE_FOLDER, f"cannot read {error.filename}: {error.strerror}"))
 
     for folder, subfolders, files in os.walk(root, onerror=unreadable):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and d != NATIVE_FOLDER)
+        subfolders[:] = sorted(
+            d for d in subfolders if not d.startswith(".") and d not in (NATIVE_FOLDER, BRAIN_MASK_FOLDER)
+        )
         for name in sorted(files):
             path = Path(folder) / name
             if name.startswith(".") or image_extension(name) is None or not path.is_file():

@@ -283,6 +283,11 @@ LABEL_RULES: Tuple[str, ...] = (EXCLUSIVE_RULE, INDEPENDENT_RULE, ARGMAX_RULE)
 WHOLE_VOLUME_PROTOCOL, REFERENCE_PROTOCOL = "whole-volume", "reference"
 PROTOCOLS: Tuple[str, ...] = (WHOLE_VOLUME_PROTOCOL, REFERENCE_PROTOCOL)
 
+# How an exam's skull and scalp are dealt with before segmenting (mstkd.preprocess.brain_extraction):
+# `auto` extracts the brain unless every sequence is already skull-stripped.
+BRAIN_EXTRACTION_CHOICES: Tuple[str, ...] = ("auto", "deepbet", "hd-bet", "none")
+DEFAULT_BRAIN_EXTRACTION = BRAIN_EXTRACTION_CHOICES[0]
+
 # Tumour sub-regions (disjoint labels) and the evaluated regions built from them.
 SUBREGIONS: Tuple[str, ...] = ("ncr", "ed", "et")
 SUBREGION_NAMES: Dict[str, str] = {

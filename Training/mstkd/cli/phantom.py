@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mstkd.cases import NATIVE_FOLDER
+from mstkd.cases import BRAIN_MASK_FOLDER, NATIVE_FOLDER
 from mstkd.phantom.layout import DEFAULT_LAYOUT, LAYOUTS
 
 DESCRIPTION = """\
@@ -26,8 +26,14 @@ file names: FLAIR axial 1x1x5 mm (LPS), T1 sagittal 1x1x1.2 mm, T1ce 1 mm isotro
 T2 axial 0.5x0.5x4 mm (RAS), each moved a little (a few degrees and millimetres) and with its own
 field of view; the seg file there lies on the T1ce grid.
 
+--with-skull keeps the head, as a scanner shows it before skull stripping: scalp (fat, skin),
+skull (dark cortical bone around fatty marrow), CSF around the brain and the top of the neck,
+with noise in the air, on a grid grown to hold the head (10 mm more on each side, 50 mm more
+above and below); the true brain mask goes to <case>/BRAINMASK/<case>_brainmask.nii.gz (and, with
+--native, to <case>/NATIVE/BRAINMASK/, on the T1ce grid).
+
 --preview writes OUT_DIR/previews/<case>.png: slices through the tumour for each sequence.
-""".replace("NATIVE", NATIVE_FOLDER)
+""".replace("NATIVE", NATIVE_FOLDER).replace("BRAINMASK", BRAIN_MASK_FOLDER)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--shape", default="240,240,155", metavar="X,Y,Z", help="grid size (default 240,240,155)"
     )
     parser.add_argument("--native", action="store_true", help="also write each sequence on a clinical grid")
+    parser.add_argument(
+        "--with-skull", action="store_true", help="keep scalp, skull, CSF and neck; write its brain mask"
+    )
     parser.add_argument("--preview", action="store_true", help="also write a PNG per case")
     parser.add_argument(
         "--overwrite",
@@ -74,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         preview=args.preview,
         show_progress=sys.stderr.isatty(),
         overwrite=args.overwrite,
+        with_skull=args.with_skull,
     )
     for folder in folders:
         print(folder)
