@@ -62,8 +62,18 @@ def reliability(segmentation_node, segment_id):
     return str(value)
 
 
+def notes_of(segmentation_node):
+    """The notes kept on the node, by kind: [(level, text), ...]."""
+    from MSTKDSegmentLib import read_notes
+
+    found = {}
+    for note in read_notes(segmentation_node):
+        found.setdefault(note.kind, []).append((note.level, note.text))
+    return found
+
+
 def test_segments_of_unreliable_regions_are_marked_and_unmarked_by_the_next_run(app, logic):
-    from MSTKDSegmentLib import UNRELIABLE_SUFFIX, SegmentationRequest
+    from MSTKDSegmentLib import UNRELIABLE_SUFFIX, SegmentationRequest, format_notes, read_notes
 
     volumes = exam(app)
     run = logic.start(SegmentationRequest({"flair": volumes["flair"], "t2": volumes["t2"]}, nested=True))
@@ -79,14 +89,19 @@ def test_segments_of_unreliable_regions_are_marked_and_unmarked_by_the_next_run(
     assert "ET from FLAIR+T2" in reliability(seg, "MSTKD_ET") and "unreliable" in reliability(seg, "MSTKD_ET")
     assert "not assessed" in reliability(seg, "MSTKD_WT")
     assert "ET from FLAIR+T2" in seg.GetAttribute("MSTKD.Unreliable")
-    assert any(note.startswith("Warning: ET from FLAIR+T2") for note in run.notes)
-    assert "Brain extraction: none" in run.notes[0]
+    trust = notes_of(seg)["trust"]
+    assert trust and all(level == "warning" for level, _ in trust)
+    assert any(text.startswith("ET from FLAIR+T2") for _, text in trust)
+    assert notes_of(seg)["brain-extraction"] == [("info", "none (the double strips nothing)")]
+    assert read_notes(seg)[0].kind == "trust"  # warnings come first
+    assert "Warning - Trust: ET from FLAIR+T2" in format_notes(read_notes(seg))
 
     # The user renames the segment; a run with T1Gd takes the mark off and keeps the new name.
     seg.GetSegmentation().GetSegment("MSTKD_ET").SetName("Rim" + UNRELIABLE_SUFFIX)
     logic.segment(volumes, segmentation=seg, nested=True)
     assert names(seg)["MSTKD_ET"] == "Rim"
     assert "not assessed" in reliability(seg, "MSTKD_ET") and seg.GetAttribute("MSTKD.Unreliable") == ""
+    assert "trust" not in notes_of(seg)
     # ... and a run without it puts the mark back on the user's name.
     logic.segment({"t2": volumes["t2"]}, segmentation=seg)
     assert names(seg)["MSTKD_ET"] == "Rim" + UNRELIABLE_SUFFIX
@@ -104,8 +119,9 @@ def test_the_brain_mask_is_a_segment_of_its_own_on_request(app, logic):
     display = seg.GetDisplayNode()
     assert not display.GetSegmentVisibility2DFill(BRAIN_SEGMENT.segment_id)  # an outline over the images
     brain_ml = (tumour_array() > 100).sum() * 1.2 * 1.0 * 1.5 / 1000
-    assert run.notes[0] == f"Brain extraction: deepbet on T1Gd, 0.5 s (brain {brain_ml:.0f} mL)."
-    assert seg.GetAttribute("MSTKD.BrainExtraction").startswith("deepbet on T1Gd")
+    assert notes_of(seg)["brain-extraction"] == [
+        ("info", f"deepbet on T1Gd, 0.5 s (brain {brain_ml:.0f} mL)")
+    ]
 
     logic.segment(volumes, segmentation=seg)  # brain_mask off by default: the segment goes
     assert BRAIN_SEGMENT.segment_id not in names(seg)

@@ -12,7 +12,7 @@ from typing import Any, List, Mapping
 
 import numpy as np
 
-from mstkd.conventions import REGIONS
+from mstkd.conventions import BRAIN_MASK_COLOUR, REGIONS
 from mstkd.trust import SUBREGION_REGION
 from MSTKDSegmentLib.results import (
     ALL_SEGMENTS,
@@ -29,7 +29,7 @@ UNRELIABLE_SUFFIX = " (unreliable)"
 # The segment tag that holds why a region can or cannot be trusted (Segment Editor shows tags).
 RELIABILITY_TAG = "MSTKD.Reliability"
 ANATOMICAL_STRUCTURE = ("SCT", "123037004", "Anatomical Structure")
-BRAIN_SEGMENT = SegmentSpec("BRAIN", "MSTKD_BRAIN", "Brain mask", BRAIN, (250, 250, 225))
+BRAIN_SEGMENT = SegmentSpec("BRAIN", "MSTKD_BRAIN", "Brain mask", BRAIN, BRAIN_MASK_COLOUR)
 
 
 def region_of(spec: SegmentSpec) -> str:
@@ -63,7 +63,7 @@ def import_brain_mask(segmentation_node, mask: np.ndarray, ijk_to_ras) -> None:
     """Write a (k, j, i) brain mask into the brain segment (created once, as an outline)."""
     segmentation = segmentation_node.GetSegmentation()
     if segmentation.GetSegment(BRAIN_SEGMENT.segment_id) is None:
-        segmentation.AddEmptySegment(BRAIN_SEGMENT.segment_id, BRAIN_SEGMENT.name, BRAIN_SEGMENT.colour_rgb)
+        segmentation.AddEmptySegment(BRAIN_SEGMENT.segment_id, BRAIN_SEGMENT.name, BRAIN_SEGMENT.colour)
         segment = segmentation.GetSegment(BRAIN_SEGMENT.segment_id)
         segment.SetTag(segment.GetTerminologyEntryTagName(), brain_terminology_tag())
         display = segmentation_node.GetDisplayNode()

@@ -312,6 +312,8 @@ SUBREGION_COLOURS: Dict[str, Tuple[float, float, float]] = {
     "et": (1.0, 0.9, 0.1),
 }
 REGION_COLOURS: Dict[str, Tuple[float, float, float]] = {"WT": (0.2, 0.6, 1.0), "TC": (1.0, 0.5, 0.0)}
+# The brain mask's outline: pale, so that it stays behind the tumour's colours.
+BRAIN_MASK_COLOUR: Tuple[float, float, float] = (0.98, 0.98, 0.88)
 # The networks' output channels, in order (METHOD.md 1.2).
 MODEL_CHANNELS: Tuple[str, ...] = ("ncr", "ed", "et", "background")
 
