@@ -1,5 +1,5 @@
 """The series of a DICOM study chosen as FLAIR, T1, T1Gd and T2 from their tags (mstkd.dicom_series),
-and loaded into a real MRML scene (MSTKDSegmentLib.dicom_study).
+and loaded into a real MRML scene (MSTKDSegmentLib.dicom).
 
 The study is written here with SimpleITK (no real study can be downloaded): eleven series with the
 tags a Siemens 3 T brain-tumour protocol writes, small images. Slicer's DICOM database exists only
@@ -9,7 +9,7 @@ in the application; a small database over the same files stands in for it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 import pytest
@@ -239,7 +239,7 @@ def test_a_study_loads_into_the_scene_with_the_four_series_assigned_and_the_othe
     from trame_slicer.core import SlicerApp
 
     from mstkd.dicom_series import SeriesInfo
-    from MSTKDSegmentLib import is_inside, load_dicom_study
+    from MSTKDSegmentLib import DicomLoader, is_inside
     from MSTKDSegmentLib.volumes import load_volume_file
 
     write_study(tmp_path, "case1")
@@ -248,18 +248,24 @@ def test_a_study_loads_into_the_scene_with_the_four_series_assigned_and_the_othe
     database = FileDatabase([tmp_path])
     loaded: List[str] = []
 
-    def load_series(uid: str, override: Optional[str] = None):
+    def load_series(uids: List[str]):
         """As Slicer's DICOM plugin does: one volume per series, named after its number."""
-        files = database.filesForSeries(uid)
-        path = tmp_path / f"{uid}.nrrd"
-        sitk.WriteImage(read_series_image(SeriesInfo(uid, files=tuple(files))), str(path))
-        loaded.append(uid)
-        node = load_volume_file(
-            app.scene, app.volumes_logic, path, f"Series {database.value(files[0], '0020,0011')}"
-        )
-        return [node.GetID()]
+        ids = []
+        for uid in uids:
+            files = database.filesForSeries(uid)
+            path = tmp_path / f"{uid}.nrrd"
+            sitk.WriteImage(read_series_image(SeriesInfo(uid, files=tuple(files))), str(path))
+            loaded.append(uid)
+            node = load_volume_file(
+                app.scene, app.volumes_logic, path, f"Series {database.value(files[0], '0020,0011')}"
+            )
+            ids.append(node.GetID())
+        return ids
 
-    nodes, choice = load_dicom_study(app.scene, database, str(tmp_path / "case1"), load_series)
+    imported: List[str] = []
+    loader = DicomLoader(app.scene, database, lambda folder, db: imported.append(folder), load_series)
+    nodes, choice = loader.load(str(tmp_path / "case1"))
+    assert imported == [str(tmp_path / "case1")]  # the folder goes into the database first
     names = {s: node.GetName().split("_")[0] for s, node in nodes.items()}  # the scene may add '_1'
     assert names == {s: f"Series {n}" for s, n in EXPECTED.items()}
     assert app.scene.GetNodesByClass("vtkMRMLScalarVolumeNode").GetNumberOfItems() == 4  # nothing else loaded
@@ -268,9 +274,7 @@ def test_a_study_loads_into_the_scene_with_the_four_series_assigned_and_the_othe
     assert is_inside(str(tmp_path / "case1" / "S02" / "IM0001.dcm"), str(tmp_path / "case1"))
     assert not is_inside(str(tmp_path / "case10" / "S02" / "IM0001.dcm"), str(tmp_path / "case1"))
 
-    nodes, _ = load_dicom_study(
-        app.scene, database, str(tmp_path / "case1"), load_series, {"t1ce": series_uid("case1", 10)}
-    )
-    assert nodes["t1ce"].GetName().startswith("Series 10")
+    nodes, _ = loader.load(str(tmp_path / "case1"), {"t1ce": series_uid("case1", 10), "flair": None})
+    assert nodes["t1ce"].GetName().startswith("Series 10") and "flair" not in nodes
     with pytest.raises(MSTKDError, match="No DICOM series of .* is in the DICOM database"):
-        load_dicom_study(app.scene, database, str(tmp_path / "case2"), load_series)
+        loader.load(str(tmp_path / "case2"))
