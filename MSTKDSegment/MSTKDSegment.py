@@ -710,6 +710,7 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
             self.test_WidgetTracksInputs,
             self.test_ModelFileChoiceStays,
             self.test_NewCaseResetsOutput,
+            self.test_BrainExtractionChoiceStays,
         ):
             self.setUp()
             test()
@@ -773,8 +774,10 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
             model=models[0],
             device="cpu",
             segmentation=segmentation,
+            brainMask=True,
         )
         self.assertIs(again, segmentation)
+        self.assertIsNotNone(segmentation.GetSegmentation().GetSegment("MSTKD_BRAIN"))
         self.assertEqual(logic.engine.pid, engine)
         self.assertIsNotNone(segmentation.GetSegmentation().GetSegment(userSegment))
         self.assertIsNone(segmentation.GetSegmentation().GetSegment("MSTKD_WT"))
@@ -822,4 +825,20 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
         widget.ui.outputSegmentationSelector.setCurrentNode(previous)
         widget.onLoadSample()
         self.assertIsNone(widget.ui.outputSegmentationSelector.currentNode())
+        self.delayDisplay("Test passed")
+
+    def test_BrainExtractionChoiceStays(self):
+        slicer.util.selectModule("MSTKDSegment")
+        widget = slicer.modules.MSTKDSegmentWidget
+        combo = widget.ui.brainExtractionComboBox
+        combo.currentIndex = combo.findData("none")
+        widget.ui.brainMaskCheckBox.checked = True
+        slicer.app.processEvents()
+        parameters = widget.logic.getParameterNode()
+        self.assertEqual(parameters.brainExtraction, "none")
+        self.assertTrue(parameters.brainMask)
+        widget.updateGui()
+        self.assertEqual(combo.currentData, "none")
+        request = widget.state.request(widget.settings())
+        self.assertEqual((request.brain_extraction, request.brain_mask), ("none", True))
         self.delayDisplay("Test passed")
