@@ -20,7 +20,9 @@ def torchrun_segment(phantom_root: Path, out: Path, model: Path) -> subprocess.C
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     command += ["-m", "mstkd", "segment", "--input-dir", str(phantom_root), "--output-dir", str(out)]
     command += ["--model", str(model), "--device", "cpu"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ})
+    done = subprocess.run(
+        command, capture_output=True, text=True, encoding="utf-8", timeout=600, env={**os.environ}
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
