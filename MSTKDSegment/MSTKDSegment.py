@@ -34,6 +34,7 @@ from slicer.util import VTKObservationMixin
 
 # MSTKDSegmentLib makes the engine (mstkd) importable, so the engine's names come through it.
 from MSTKDSegmentLib import (
+    DEFAULT_BRAIN_EXTRACTION,
     DEFAULT_DEVICE,
     DEFAULT_MODEL,
     MODEL_FILE,
@@ -49,7 +50,6 @@ from MSTKDSegmentLib import (
     PanelSettings,
     PanelState,
     SegmentationLogic,
-    SegmentationRequest,
     SequenceMap,
     assign_sequences,
     child_environment,
@@ -164,6 +164,8 @@ class MSTKDSegmentParameterNode:
     model: str = ""
     modelFile: str = ""
     device: str = DEFAULT_DEVICE
+    brainExtraction: str = DEFAULT_BRAIN_EXTRACTION
+    brainMask: bool = False
 
 
 #
@@ -208,6 +210,7 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelChanged)
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.onModelFileChanged)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
+        self.ui.brainExtractionComboBox.connect("currentIndexChanged(int)", self.onBrainExtractionChanged)
         for sequence in SEQUENCES:
             getattr(self.ui, f"{sequence}Selector").connect(
                 "currentNodeChanged(vtkMRMLNode*)", self.updateGui
@@ -272,7 +275,11 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             model=p.model,
             model_file=p.modelFile,
             device=p.device,
+            brain_extraction=p.brainExtraction,
             output=p.outputSegmentation,
+            nested=p.nestedRegions,
+            show_3d=p.show3D,
+            brain_mask=p.brainMask,
         )
 
     def store(self, settings: PanelSettings) -> None:
@@ -283,7 +290,9 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for sequence in SEQUENCES:
             setattr(p, f"{sequence}Volume", settings.inputs.get(sequence))
         p.reference, p.model, p.modelFile = settings.reference, settings.model, settings.model_file
-        p.device, p.outputSegmentation = settings.device, settings.output
+        p.device, p.brainExtraction = settings.device, settings.brain_extraction
+        p.outputSegmentation = settings.output
+        p.nestedRegions, p.show3D, p.brainMask = settings.nested, settings.show_3d, settings.brain_mask
 
     def updateGui(self, *args) -> None:
         if self.renderer is not None and self.state is not None:
@@ -307,6 +316,11 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if index >= 0:
             self.store(self.state.choose_device(self.settings(), self.ui.deviceComboBox.itemData(index)))
             self.checkDevice()
+
+    def onBrainExtractionChanged(self, index) -> None:
+        if index >= 0:
+            data = self.ui.brainExtractionComboBox.itemData(index)
+            self.store(self.state.choose_brain_extraction(self.settings(), data))
 
     def onReferenceChanged(self, index) -> None:
         if self._parameterNode and index >= 0:
@@ -362,6 +376,8 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             nodes = self.runWithErrorDisplay(_("Could not load the case."), self.logic.loadFolder, folder)
         if nodes:
             self.useCase(nodes)
+        for line in self.logic.lastSeriesChoice.describe() if self.logic.lastSeriesChoice else ():
+            self.log(line)
 
     def onLoadSample(self) -> None:
         with slicer.util.WaitCursor():
@@ -391,18 +407,9 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 _("Could not prepare the segmentation."), self.logic.ensureDependencies
             ):
                 return
-            request = SegmentationRequest(
-                inputs=settings.chosen(),
-                model=self.state.selected_model(settings),
-                device=self.state.run_device(settings),
-                reference=settings.reference or None,
-                segmentation=settings.output,
-                nested=self._parameterNode.nestedRegions,
-                show_3d=self._parameterNode.show3D,
-            )
             engineReady = self.logic.engineReady()
             self._run = self.runWithErrorDisplay(
-                _("Could not start the segmentation."), self.logic.start, request
+                _("Could not start the segmentation."), self.logic.start, self.state.request(settings)
             )
         if self._run is None:
             return
@@ -541,6 +548,7 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
             engine=self.engine,
             work_folder=slicer.app.temporaryPath,
         )
+        self.lastSeriesChoice = None  # how the last DICOM study's series were chosen
 
     def getParameterNode(self):
         return MSTKDSegmentParameterNode(super().getParameterNode())
@@ -557,8 +565,13 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
         nested: bool = False,
         show3D: bool = True,
         timeoutSeconds: Optional[float] = None,
+        brainExtraction: str = DEFAULT_BRAIN_EXTRACTION,
+        brainMask: bool = False,
     ):
-        """Segment volumes keyed by sequence ('flair', 't1', 't1ce' or 'T1Gd', 't2'); returns the result."""
+        """Segment volumes keyed by sequence ('flair', 't1', 't1ce' or 'T1Gd', 't2'); returns the result.
+
+        `brainExtraction`: 'auto', 'deepbet', 'hd-bet' or 'none'; `brainMask` adds the brain mask
+        the engine used as a segment of its own."""
         self.ensureDependencies()
         return self.lib.segment(
             inputs,
@@ -570,6 +583,8 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
             show_3d=show3D,
             timeout_s=timeoutSeconds,
             on_event=self._logEvent,
+            brain_extraction=brainExtraction,
+            brain_mask=brainMask,
         )
 
     def start(self, request):
@@ -595,23 +610,32 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
 
     def loadFolder(self, folder: str) -> SequenceMap:
         """Load an exam from a folder: a DICOM study, or a case's NIfTI/NRRD files (any BraTS/FeTS layout)."""
+        self.lastSeriesChoice = None
         if is_dicom_folder(folder):
             return self.loadDicomFolder(folder)
         return self.lib.load_case(folder)[1]
 
-    def loadDicomFolder(self, folder: str) -> SequenceMap:
-        """Import a DICOM folder, load its MR series and recognise the sequences: into the application's
-        DICOM database when one is open (so that DICOM SEG export finds the study), else a temporary one."""
+    def loadDicomFolder(self, folder: str, overrides=None) -> SequenceMap:
+        """Import a DICOM folder and load its FLAIR, T1, T1Gd and T2 series, chosen from their tags: into the
+        application's DICOM database when one is open (so that DICOM SEG export finds the study), else a
+        temporary one. `overrides` maps a sequence to the series UID to use instead, e.g.
+        {"t1ce": "1.2.3..."} (None leaves it out); `lastSeriesChoice` keeps what was chosen and why."""
         from DICOMLib import DICOMUtils
 
-        def loader(database):
-            return DicomLoader(slicer.mrmlScene, database, DICOMUtils.importDicom, DICOMUtils.loadSeriesByUID)
+        def load(database) -> SequenceMap:
+            loader = DicomLoader(
+                slicer.mrmlScene, database, DICOMUtils.importDicom, DICOMUtils.loadSeriesByUID
+            )
+            nodes, self.lastSeriesChoice = loader.load(folder, overrides)
+            for line in self.lastSeriesChoice.describe():
+                logging.info(line)
+            return nodes
 
         database = slicer.dicomDatabase
         if database is not None and database.isOpen:
-            return loader(database).load(folder)
+            return load(database)
         with DICOMUtils.TemporaryDICOMDatabase() as temporary:
-            return loader(temporary).load(folder)
+            return load(temporary)
 
     @staticmethod
     def dicomSeriesDescriptions(node) -> List[str]:
@@ -686,6 +710,7 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
             self.test_WidgetTracksInputs,
             self.test_ModelFileChoiceStays,
             self.test_NewCaseResetsOutput,
+            self.test_BrainExtractionChoiceStays,
         ):
             self.setUp()
             test()
@@ -749,8 +774,10 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
             model=models[0],
             device="cpu",
             segmentation=segmentation,
+            brainMask=True,
         )
         self.assertIs(again, segmentation)
+        self.assertIsNotNone(segmentation.GetSegmentation().GetSegment("MSTKD_BRAIN"))
         self.assertEqual(logic.engine.pid, engine)
         self.assertIsNotNone(segmentation.GetSegmentation().GetSegment(userSegment))
         self.assertIsNone(segmentation.GetSegmentation().GetSegment("MSTKD_WT"))
@@ -798,4 +825,20 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
         widget.ui.outputSegmentationSelector.setCurrentNode(previous)
         widget.onLoadSample()
         self.assertIsNone(widget.ui.outputSegmentationSelector.currentNode())
+        self.delayDisplay("Test passed")
+
+    def test_BrainExtractionChoiceStays(self):
+        slicer.util.selectModule("MSTKDSegment")
+        widget = slicer.modules.MSTKDSegmentWidget
+        combo = widget.ui.brainExtractionComboBox
+        combo.currentIndex = combo.findData("none")
+        widget.ui.brainMaskCheckBox.checked = True
+        slicer.app.processEvents()
+        parameters = widget.logic.getParameterNode()
+        self.assertEqual(parameters.brainExtraction, "none")
+        self.assertTrue(parameters.brainMask)
+        widget.updateGui()
+        self.assertEqual(combo.currentData, "none")
+        request = widget.state.request(widget.settings())
+        self.assertEqual((request.brain_extraction, request.brain_mask), ("none", True))
         self.delayDisplay("Test passed")

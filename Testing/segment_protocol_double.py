@@ -7,7 +7,9 @@ convention asked for). The --model name picks a behaviour: 'missing' fails as a 
 (exit 2), 'crash' with a traceback, 'slow' runs until killed (with a grandchild process whose pid
 it reports), 'stubborn' too but ignores SIGTERM, 'wrong-grid' writes the labels on a shifted grid,
 'registered' reports a co-registration note. With $MSTKD_DOUBLE_RECORD set, it writes there the
-geometry of every input file it read.
+geometry of every input file it read. Its trust is the engine's generic rule (no validation
+table); --brain-extraction deepbet or hd-bet reports that tool on the reference, auto and none
+report none; --brain-mask writes the reference's voxels above 100.
 
 `segment_protocol_double.py serve` is the warm engine (`mstkd serve`): the engine's own request
 loop, with this stand-in doing the segmentations and a fixed CPU device report.
@@ -36,7 +38,9 @@ from mstkd.inference.events import JsonLinesWriter, ProgressEvent
 from mstkd.inference.output import write_result
 from mstkd.inference.result import SegmentationResult
 from mstkd.inference.volumes import region_volumes_ml
+from mstkd.preprocess.brain_extraction import BrainExtraction
 from mstkd.preprocess.reference import choose_reference
+from mstkd.trust import assess_trust
 
 # What the double reports as its model file's sha256.
 MODEL_SHA256 = "ab" * 32
@@ -109,6 +113,10 @@ def segment(args: argparse.Namespace) -> int:
     if args.model == "wrong-grid":
         image.SetOrigin([o + 7.0 for o in image.GetOrigin()])
     registered = {"kind": "registration", "text": "t2 registered to t1ce: moved 1.2 mm"}
+    brain = sitk.Cast(images[reference] > 100, sitk.sitkUInt8)
+    extraction = BrainExtraction("none", "the double strips nothing")
+    if args.brain_extraction in ("deepbet", "hd-bet"):
+        extraction = BrainExtraction(args.brain_extraction, "asked for", reference, brain, 0.5)
     result = SegmentationResult(
         labels=image,
         label_convention=convention.name,
@@ -122,8 +130,11 @@ def segment(args: argparse.Namespace) -> int:
         timings_s={"inference": 0.1},
         steps=["thresholded the reference volume"],
         notes=[registered] if args.model == "registered" else [],
+        brain_extraction=extraction.summary(),
+        brain_mask=brain,
+        trust=assess_trust(inputs.subset).summary(),
     )
-    write_result(result, args.output, args.summary)
+    write_result(result, args.output, args.summary, brain_mask=args.brain_mask)
     progress("done", 1.0, "segmentation written")
     return 0
 

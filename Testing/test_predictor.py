@@ -59,7 +59,8 @@ def test_a_subset_of_files_gives_labels_on_the_reference_grid(predictor, phantom
     assert labels.any(), "a trained model finds some tumour in a phantom"
     assert_volumes_match_voxel_counts(result)
     assert result.model_sha256 == sha256_of(tiny_model_file) and result.device == "cpu"
-    assert set(result.timings_s) == {"read", "preprocess", "inference", "postprocess"}
+    assert set(result.timings_s) == {"read", "brain_extraction", "preprocess", "inference", "postprocess"}
+    assert result.brain_extraction["method"] == "none" and result.timings_s["brain_extraction"] == 0.0
     assert any("sliding-window inference on cpu" in step for step in result.steps)
     fractions = [e.fraction for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] >= 0.0

@@ -57,7 +57,7 @@ def test_one_exam_writes_labels_on_the_reference_grid_and_a_summary(
     data = json.loads(summary.read_text())
     assert set(data) == {
         "written_by", "output", "reference", "sequences", "model", "device", "labels", "volumes_ml",
-        "timings_s", "steps", "warnings", "notes",
+        "timings_s", "steps", "warnings", "notes", "brain_extraction", "trust",
     }  # fmt: skip
     assert data["written_by"] == "mstkd segment" and data["warnings"] == []
     assert data["output"] == str(out) and data["reference"] == "t1ce" and data["labels"] == "brats2023"
@@ -70,7 +70,9 @@ def test_one_exam_writes_labels_on_the_reference_grid_and_a_summary(
     assert set(data["volumes_ml"]) == {"NCR", "ED", "ET", "WT", "TC"}
     voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
     assert data["volumes_ml"]["WT"] == pytest.approx((values > 0).sum() * voxel_ml, abs=1e-3)
-    assert {"read", "preprocess", "inference", "postprocess", "write", "total"} == set(data["timings_s"])
+    assert {"read", "brain_extraction", "preprocess", "inference", "postprocess", "write", "total"} == set(
+        data["timings_s"]
+    )
     assert data["steps"] and not list(tmp_path.glob(".*"))  # no temporary file left behind
     printed = capsys.readouterr().out
     assert f"Wrote {out}" in printed and "Volumes (mL)" in printed

@@ -1,4 +1,5 @@
-"""A DICOM study into the scene (MSTKDSegmentLib.dicom) from real DICOM files written by SimpleITK.
+"""A DICOM study into the scene (MSTKDSegmentLib.dicom) from real DICOM files written by SimpleITK:
+what the loader does around the series choice (test_dicom_series.py tests the choice itself).
 
 Slicer's DICOM database (ctkDICOMDatabase) exists only in the application: a small database over
 the same files, reading their tags with SimpleITK, stands in for it, with DICOMUtils' import and
@@ -20,12 +21,13 @@ from slicer_helpers import tumour_array  # noqa: E402
 from mstkd.errors import MSTKDError  # noqa: E402
 
 STUDY = "1.2.826.0.1.3680043.8.498.1"
+SLICES = 12  # a volume, not a localiser (mstkd.dicom_series.MIN_SLICES)
 
 
 def write_series(folder: Path, number: int, description: str, modality: str = "MR") -> None:
-    """A DICOM series of 6 slices of 8 x 10 pixels."""
+    """A DICOM series of SLICES slices of 8 x 10 pixels."""
     folder.mkdir(parents=True, exist_ok=True)
-    volume = sitk.GetImageFromArray(tumour_array((6, 10, 8)))
+    volume = sitk.GetImageFromArray(tumour_array((SLICES, 10, 8)))
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     series = f"{STUDY}.{number}"
@@ -100,7 +102,7 @@ def database():
     return FileDatabase()
 
 
-def loader(app, database, tmp_path, **kwargs):
+def loader(app, database, tmp_path):
     """A DicomLoader whose load_series reads a series as Slicer's DICOM plugin would: a volume named
     after the series number, remembering the instances it came from."""
     from MSTKDSegmentLib import DicomLoader
@@ -121,7 +123,7 @@ def loader(app, database, tmp_path, **kwargs):
             ids.append(node.GetID())
         return ids
 
-    return DicomLoader(app.scene, database, database.import_folder, load_series, **kwargs)
+    return DicomLoader(app.scene, database, database.import_folder, load_series)
 
 
 def test_the_mr_series_of_a_folder_are_loaded_and_named_by_their_descriptions(app, database, tmp_path):
@@ -133,13 +135,16 @@ def test_the_mr_series_of_a_folder_are_loaded_and_named_by_their_descriptions(ap
     write_series(tmp_path / "elsewhere", 9, "AX T2")  # in the database, but not in this folder
     database.import_folder(tmp_path / "elsewhere", database)
 
-    nodes = loader(app, database, tmp_path).load(str(study))
+    nodes, choice = loader(app, database, tmp_path).load(str(study))
 
     assert list(nodes) == ["flair", "t1ce"]
     assert nodes["flair"].GetName().startswith("Series 3")  # recognised from the series description
-    assert app.scene.GetNodesByClass("vtkMRMLScalarVolumeNode").GetNumberOfItems() == 3  # + the localizer
+    assert app.scene.GetNodesByClass("vtkMRMLScalarVolumeNode").GetNumberOfItems() == 2  # only those
+    assert sorted(s.number for s in choice.skipped) == [1, 7]  # the localizer and the CT series
+    assert any("modality CT" in line for line in choice.describe())
     np.testing.assert_array_equal(
-        sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{STUDY}.5.nrrd"))), tumour_array((6, 10, 8))
+        sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{STUDY}.5.nrrd"))),
+        tumour_array((SLICES, 10, 8)),
     )
     from MSTKDSegmentLib import series_descriptions
 
@@ -151,12 +156,10 @@ def test_the_series_choice_can_be_replaced_and_nothing_known_is_an_error(app, da
     study = tmp_path / "study"
     write_series(study, 3, "AX FLAIR")
     write_series(study, 4, "sag T2 SPACE")
-    only_t2 = loader(
-        app, database, tmp_path, choose=lambda series: [s for s in series if "T2" in s.description]
-    )
-    assert list(only_t2.load(str(study))) == ["t2"]
+    nodes, _ = loader(app, database, tmp_path).load(str(study), {"flair": None})
+    assert list(nodes) == ["t2"]
 
     unknown = tmp_path / "unknown"
     write_series(unknown, 1, "Localizer")
-    with pytest.raises(MSTKDError, match="No series in .* names an MRI sequence"):
+    with pytest.raises(MSTKDError, match="No series in .* is a FLAIR, T1, T1Gd or T2 volume"):
         loader(app, FileDatabase(), tmp_path).load(str(unknown))

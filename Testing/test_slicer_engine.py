@@ -44,9 +44,10 @@ def test_the_real_engine_segments_a_phantom_into_the_scene(tiny_model_file, phan
         nested=True,
         timeout_s=240,
         on_event=events.append,
+        brain_mask=True,
     )
 
-    assert segment_ids(seg) == ["MSTKD_NCR", "MSTKD_ED", "MSTKD_ET", "MSTKD_WT", "MSTKD_TC"]
+    assert segment_ids(seg) == ["MSTKD_NCR", "MSTKD_ED", "MSTKD_ET", "MSTKD_WT", "MSTKD_TC", "MSTKD_BRAIN"]
     masks = {sid: segment_mask(seg, sid, nodes["t1ce"]) for sid in segment_ids(seg)}  # on the reference grid
     np.testing.assert_array_equal(
         masks["MSTKD_WT"], masks["MSTKD_NCR"] | masks["MSTKD_ED"] | masks["MSTKD_ET"]
@@ -60,7 +61,8 @@ def test_the_real_engine_segments_a_phantom_into_the_scene(tiny_model_file, phan
     assert volumes["WT"] == pytest.approx(volumes["NCR"] + volumes["ED"] + volumes["ET"], abs=0.05)
     fractions = [e.fraction for e in events if isinstance(e, Progress)]
     assert fractions and fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
-    assert [n.kind for n in read_notes(seg)] == ["sequences", "device"]
+    assert not (masks["MSTKD_WT"] & ~masks["MSTKD_BRAIN"]).any()  # the tumour lies in the brain mask
+    assert [n.kind for n in read_notes(seg)] == ["sequences", "brain-extraction", "device"]
     if engine is not None:
         assert engine.ready and engine.starts == 1
         engine.close()

@@ -440,6 +440,28 @@ def test_requests_are_checked_before_anything_starts(app, logic):
     assert duplicate_inputs({"flair": flair, "t1ce": t1ce}) == []
 
 
+def test_the_brain_extraction_and_the_brain_mask_go_to_the_engine_and_back(app, logic):
+    from MSTKDSegmentLib import BRAIN_SEGMENT, SegmentationRequest, read_notes
+
+    flair, t1ce = _exam(app)
+    seg = logic.segment({"flair": flair, "t1ce": t1ce}, brain_extraction="hd-bet", brain_mask=True)
+    assert segment_ids(seg) == [*SUBREGION_IDS, BRAIN_SEGMENT.segment_id]
+    np.testing.assert_array_equal(segment_mask(seg, BRAIN_SEGMENT.segment_id, t1ce), tumour_array() > 100)
+    (extraction,) = [n.text for n in read_notes(seg) if n.kind == "brain-extraction"]
+    assert extraction.startswith("hd-bet on T1Gd")  # the engine was asked for HD-BET, and said so
+
+    run = logic.start(
+        SegmentationRequest({"flair": flair, "t1ce": t1ce}, segmentation=seg, brain_extraction="none")
+    )
+    assert run.wait(60)
+    assert run.finish() is seg
+    assert segment_ids(seg) == SUBREGION_IDS  # no mask asked: the earlier one goes
+    assert run.summary["brain_extraction"]["method"] == "none"
+    assert not list(run.folder.parent.glob("mstkd-segment-*"))  # the mask went with the other files
+    with pytest.raises(MSTKDError, match="Unknown brain extraction 'bet'; choose one of auto, deepbet"):
+        logic.start(SegmentationRequest({"flair": flair}, brain_extraction="bet"))
+
+
 def test_sequences_are_guessed_from_names_and_series_descriptions(app):
     from MSTKDSegmentLib import assign_sequences, guess_node_sequence
 
@@ -582,11 +604,13 @@ def test_notes_on_how_the_result_was_made_are_kept_on_the_segmentation(app, logi
     notes = read_notes(seg)  # from the node: saved with the scene, shown in the panel after the run
     assert [(n.kind, n.level) for n in notes] == [
         ("sequences", "info"),
+        ("brain-extraction", "info"),
         ("registration", "info"),
         ("device", "info"),
     ]
     assert format_notes(notes).splitlines() == [
         "Sequences: segmented from FLAIR + T1Gd; T1, T2 not available (the model works without them)",
+        "Brain extraction: none (the double strips nothing)",
         "Registration: t2 registered to t1ce: moved 1.2 mm",
         "Device: ran on cpu",
     ]
@@ -601,17 +625,29 @@ def test_notes_put_warnings_first_and_take_kinds_to_come():
         "notes": [
             {"kind": "registration", "text": "flair registered"},
             {"kind": "fallback", "text": "cuda ran out of memory; retried on the CPU"},
-            {"kind": "brain-extraction", "text": "skull removed", "level": "info"},
+            {"kind": "tumour-side", "text": "left", "level": "info"},
         ],
+        "brain_extraction": {"method": "deepbet", "sequence": "t1ce", "seconds": 7.21, "brain_ml": 1480.0},
+        "trust": {"warnings": ["ET from FLAIR alone is unreliable"]},
     }
     notes = result_notes(summary, ["t1ce"])
-    assert [n.kind for n in notes] == ["fallback", "sequences", "registration", "device", "brain-extraction"]
-    assert notes[0] == Note("fallback", "cuda ran out of memory; retried on the CPU", "warning")
+    assert [n.kind for n in notes] == [
+        "trust",
+        "fallback",
+        "sequences",
+        "brain-extraction",
+        "registration",
+        "device",
+        "tumour-side",
+    ]
+    assert notes[0] == Note("trust", "ET from FLAIR alone is unreliable", "warning")
+    assert notes[3].text == "deepbet on T1Gd, 7.2 s (brain 1480 mL)"
+    assert notes[1] == Note("fallback", "cuda ran out of memory; retried on the CPU", "warning")
     assert (
-        format_notes(notes).splitlines()[0]
+        format_notes(notes).splitlines()[1]
         == "Warning - Fallback: cuda ran out of memory; retried on the CPU"
     )
-    assert format_notes(notes).splitlines()[-1] == "Brain extraction: skull removed"
+    assert format_notes(notes).splitlines()[-1] == "Tumour side: left"
 
 
 def test_label_maps_are_never_taken_as_sequences(app):

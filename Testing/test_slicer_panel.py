@@ -1,5 +1,5 @@
-"""The panel's state (MSTKDSegmentLib.panel): what a new case resets, the model and device choices, the
-device panel, the status line, against real MRML volume nodes."""
+"""The panel's state (MSTKDSegmentLib.panel): what a new case resets, the model, device and brain-extraction
+choices, the request they make, the device panel, the status line, against real MRML volume nodes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ pytest.importorskip("trame_slicer")
 from segment_protocol_double import DEVICE_REPORT  # noqa: E402
 from slicer_helpers import add_volume, tumour_array  # noqa: E402
 
-from mstkd.conventions import DEVICE_CHOICES  # noqa: E402
+from mstkd.conventions import BRAIN_EXTRACTION_CHOICES, DEFAULT_BRAIN_EXTRACTION, DEVICE_CHOICES  # noqa: E402
 
 
 class Clock:
@@ -104,6 +104,35 @@ def test_device_choices_are_the_engines_and_take_one_gpu_of_several(state):
     assert view.device.items[view.device.current] == ("GPU 1 (cuda:1)", "cuda:1")
     with pytest.raises(Exception, match="Unknown device"):
         state.choose_device(settings, "tpu")
+
+
+def test_the_brain_extraction_choice_and_the_output_options_make_the_request(app, state):
+    from MSTKDSegmentLib import PanelSettings
+
+    view = state.view(PanelSettings())
+    assert [data for _, data in view.brain_extraction.items] == list(BRAIN_EXTRACTION_CHOICES)
+    assert view.brain_extraction.items[view.brain_extraction.current][1] == DEFAULT_BRAIN_EXTRACTION
+    exam = _exam(app)
+    settings = state.choose_brain_extraction(PanelSettings(inputs=exam, model="other"), "HD-BET")
+    assert settings.brain_extraction == "hd-bet"
+    view = state.view(settings)
+    assert view.brain_extraction.items[view.brain_extraction.current] == ("HD-BET (any sequence)", "hd-bet")
+    with pytest.raises(Exception, match="Unknown brain extraction 'bet'"):
+        state.choose_brain_extraction(settings, "bet")
+
+    settings.nested, settings.show_3d, settings.brain_mask, settings.reference = True, False, True, "flair"
+    request = state.request(settings)
+    assert (request.brain_extraction, request.brain_mask, request.nested, request.show_3d) == (
+        "hd-bet",
+        True,
+        True,
+        False,
+    )
+    assert (request.model, request.reference, dict(request.inputs)) == ("other", "flair", exam)
+    state.device_check_sent(settings)
+    state.device_checked(settings, {**CPU_REPORT, "requested": "auto"})
+    assert state.request(settings).device == "cpu"  # where the device check said the run goes
+    assert not state.request(PanelSettings(inputs=exam)).brain_mask
 
 
 def test_the_device_panel_says_where_and_how_long(app, state):

@@ -274,6 +274,7 @@ def test_parameter_names_in_the_ui_file_are_fields_of_the_parameter_node():
         "outputSegmentation",
         "nestedRegions",
         "show3D",
+        "brainMask",
     }
     assert bound <= parameter_node_fields()
 
@@ -332,6 +333,14 @@ def test_the_panel_renders_the_view_of_the_panel_state(tmp_path):
     assert not child(panel, "modelPathLineEdit").isVisibleTo(panel)
     devices = child(panel, "deviceComboBox")
     assert [devices.itemData(i) for i in range(devices.count())] == ["auto", "cpu", "cuda", "mps"]
+    extraction = child(panel, "brainExtractionComboBox")
+    assert [extraction.itemData(i) for i in range(extraction.count())] == [
+        "auto",
+        "deepbet",
+        "hd-bet",
+        "none",
+    ]
+    assert extraction.currentText() == "Automatic"
 
 
 if __name__ == "__main__":

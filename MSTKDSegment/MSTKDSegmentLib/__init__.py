@@ -12,14 +12,21 @@ from MSTKDSegmentLib.engine import ensure_engine_importable
 
 ensure_engine_importable()
 
-from mstkd.conventions import DEFAULT_DEVICE, SEQUENCES, SequenceMap  # noqa: E402
+from mstkd.conventions import (  # noqa: E402
+    BRAIN_EXTRACTION_CHOICES,
+    DEFAULT_BRAIN_EXTRACTION,
+    DEFAULT_DEVICE,
+    SEQUENCES,
+    SequenceMap,
+)
 from mstkd.errors import MSTKDError  # noqa: E402
 from mstkd.imageio import is_dicom_folder  # noqa: E402
 from mstkd.resources import DEFAULT_MODEL  # noqa: E402
 from MSTKDSegmentLib.dependencies import DependencyInstaller, requirements_for, unmet  # noqa: E402
-from MSTKDSegmentLib.dicom import DicomLoader, series_descriptions  # noqa: E402
+from MSTKDSegmentLib.dicom import DicomLoader, is_inside, series_descriptions  # noqa: E402
 from MSTKDSegmentLib.engine import child_environment, serve_command  # noqa: E402
 from MSTKDSegmentLib.logic import SegmentationLogic, SegmentationRequest, SegmentationRun  # noqa: E402
+from MSTKDSegmentLib.marks import BRAIN_SEGMENT, RELIABILITY_TAG, UNRELIABLE_SUFFIX  # noqa: E402
 from MSTKDSegmentLib.models import ModelChoice, model_choices  # noqa: E402
 from MSTKDSegmentLib.notes import Note, format_notes, read_notes  # noqa: E402
 from MSTKDSegmentLib.panel import MODEL_FILE, PanelSettings, PanelState  # noqa: E402
@@ -45,6 +52,9 @@ from MSTKDSegmentLib.volumes import SYNTHETIC_SHAPE, load_case_folder, load_phan
 
 __all__ = [
     "ALL_SEGMENTS",
+    "BRAIN_EXTRACTION_CHOICES",
+    "BRAIN_SEGMENT",
+    "DEFAULT_BRAIN_EXTRACTION",
     "DEFAULT_DEVICE",
     "DEFAULT_MODEL",
     "MODEL_FILE",
@@ -63,12 +73,14 @@ __all__ = [
     "PanelRenderer",
     "PanelSettings",
     "PanelState",
+    "RELIABILITY_TAG",
     "Progress",
     "SegmentSpec",
     "SegmentationLogic",
     "SegmentationRequest",
     "SegmentationRun",
     "SequenceMap",
+    "UNRELIABLE_SUFFIX",
     "assign_sequences",
     "child_environment",
     "duplicate_inputs",
@@ -76,6 +88,7 @@ __all__ = [
     "format_notes",
     "guess_node_sequence",
     "is_dicom_folder",
+    "is_inside",
     "is_mri_volume",
     "load_case_folder",
     "load_phantom",

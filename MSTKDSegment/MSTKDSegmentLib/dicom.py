@@ -1,41 +1,25 @@
-"""A DICOM study into the scene: import the folder into a DICOM database, load its MR series, and
-recognise each one's sequence from its series description.
+"""A DICOM study into the scene: import the folder into a DICOM database, choose its FLAIR, T1, T1Gd
+and T2 series from their tags, and load only those.
 
-The database and DICOMUtils' functions are passed in, so that this runs in Slicer (the
-application's database, or a temporary one) and in tests (a database over real DICOM files).
-Which series are loaded is `choose_series`'s decision, a separate step so that a choice by the
-user can replace it.
+The choice is the engine's (mstkd.dicom_series: descriptions, acquisition tags, orientation;
+non-MR series, localisers, diffusion, perfusion and derived series skipped); a user changes it
+with `overrides` (sequence -> series UID, or None to leave a sequence out). The database and
+DICOMUtils' functions are passed in, so that this runs in Slicer (the application's database, or a
+temporary one) and in tests (a database over real DICOM files).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
+from mstkd.conventions import DISPLAY_NAMES, SequenceMap
+from mstkd.dicom_series import TAGS, SeriesChoice, SeriesInfo, choose_series, series_info
 from mstkd.errors import MSTKDError
-from MSTKDSegmentLib.sequences import assign_sequences
 
-SERIES_DESCRIPTION_TAG = "0008,103E"
-MODALITY_TAG = "0008,0060"
 # Slicer's DICOM plugins record the instances a volume was loaded from in this attribute.
 INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
-
-
-@dataclass(frozen=True)
-class DicomSeries:
-    """One series of the imported folder, as the database knows it."""
-
-    uid: str
-    description: str
-    modality: str
-    files: Tuple[str, ...]
-
-
-def choose_series(series: Sequence[DicomSeries]) -> List[DicomSeries]:
-    """The series worth loading: the MR ones (all of them when no series states its modality)."""
-    magnetic = [s for s in series if s.modality.upper() == "MR"]
-    return magnetic or [s for s in series if not s.modality]
+Overrides = Mapping[str, Optional[str]]
 
 
 class DicomLoader:
@@ -44,7 +28,7 @@ class DicomLoader:
     `database` is a ctkDICOMDatabase (or anything with its methods patients, studiesForPatient,
     seriesForStudy, filesForSeries, fileValue, fileForInstance, isOpen); `import_folder(folder,
     database)` and `load_series(uids) -> node IDs` are DICOMUtils.importDicom and loadSeriesByUID
-    in Slicer; the nodes land in `scene`; `choose` picks the series to load.
+    in Slicer; the nodes land in `scene`.
     """
 
     def __init__(
@@ -53,50 +37,58 @@ class DicomLoader:
         database,
         import_folder: Callable[[str, object], object],
         load_series: Callable[[List[str]], Sequence[str]],
-        choose: Callable[[Sequence[DicomSeries]], List[DicomSeries]] = choose_series,
     ) -> None:
         self.scene = scene
         self.database = database
         self.import_folder = import_folder
         self.load_series = load_series
-        self.choose = choose
 
-    def load(self, folder: str) -> Dict[str, object]:
-        """Import `folder`, load its chosen series and return the volume of each recognised sequence."""
+    def load(
+        self, folder: str, overrides: Optional[Overrides] = None
+    ) -> Tuple[SequenceMap[object], SeriesChoice]:
+        """Import `folder`, choose its series and load them; returns each sequence's volume and the choice
+        (what was chosen and why, for the log)."""
         self.import_folder(folder, self.database)
-        chosen = self.choose(self.series_in(folder))
-        ids = self.load_series([s.uid for s in chosen]) if chosen else []
-        nodes = [self.scene.GetNodeByID(node_id) for node_id in ids]
-        volumes = [n for n in nodes if n is not None and n.IsA("vtkMRMLScalarVolumeNode")]
-        found = assign_sequences(volumes, self.descriptions)
-        if not found:
+        study = database_series(self.database, folder)
+        if not study:
+            raise MSTKDError(f"No DICOM series of {folder} is in the DICOM database; check the folder.")
+        choice = choose_series(study, overrides)
+        if not choice.chosen:
             raise MSTKDError(
-                f"No series in {folder} names an MRI sequence the module knows; choose the volumes by hand."
+                f"No series in {folder} is a FLAIR, T1, T1Gd or T2 volume ({len(study)} skipped); "
+                "load the series by hand and choose the volumes."
             )
-        return found
+        nodes = {}
+        for sequence, series in choice.sequences.items():
+            volumes = [self.scene.GetNodeByID(node_id) for node_id in self.load_series([series.uid])]
+            volumes = [v for v in volumes if v is not None and v.IsA("vtkMRMLScalarVolumeNode")]
+            if not volumes:
+                raise MSTKDError(
+                    f"Slicer could not load {series.label} as a volume for {DISPLAY_NAMES[sequence]}."
+                )
+            nodes[sequence] = volumes[0]
+        return SequenceMap(nodes), choice
 
-    def series_in(self, folder: str) -> List[DicomSeries]:
-        """The database's series whose files lie in `folder`."""
-        root = os.path.normcase(os.path.abspath(folder))
-        found = []
-        for patient in self.database.patients():
-            for study in self.database.studiesForPatient(patient):
-                for uid in self.database.seriesForStudy(study):
-                    files = tuple(self.database.filesForSeries(uid))
-                    if files and _inside(files[0], root):
-                        found.append(
-                            DicomSeries(
-                                uid,
-                                self.database.fileValue(files[0], SERIES_DESCRIPTION_TAG) or "",
-                                self.database.fileValue(files[0], MODALITY_TAG) or "",
-                                files,
-                            )
-                        )
-        return found
 
-    def descriptions(self, node) -> List[str]:
-        """The series description of a volume loaded from DICOM, when the database knows it."""
-        return series_descriptions(node, self.database)
+def database_series(database, folder: str) -> List[SeriesInfo]:
+    """The series of a DICOM database whose files lie in `folder` or below it (whole path components)."""
+    found = []
+    for patient in database.patients():
+        for study in database.studiesForPatient(patient):
+            for uid in database.seriesForStudy(study):
+                files = [f for f in database.filesForSeries(uid) if is_inside(f, folder)]
+                if files:
+                    found.append(series_info(uid, files, lambda path, tag: _value(database, path, tag)))
+    return found
+
+
+def is_inside(path: str, folder: str) -> bool:
+    """True when `path` lies in `folder` or below it: 'case1' holds 'case1/x', not 'case10/x'."""
+    path, folder = _normalised(path), _normalised(folder)
+    try:
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:  # different drives
+        return False
 
 
 def series_descriptions(node, database: Optional[object]) -> List[str]:
@@ -105,9 +97,13 @@ def series_descriptions(node, database: Optional[object]) -> List[str]:
     if not uids or database is None or not database.isOpen:
         return []
     path = database.fileForInstance(uids[0])
-    return [database.fileValue(path, SERIES_DESCRIPTION_TAG)] if path else []
+    return [_value(database, path, TAGS["description"])] if path else []
 
 
-def _inside(path: str, root: str) -> bool:
-    path = os.path.normcase(os.path.abspath(path))
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+def _normalised(path: str) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
+def _value(database, path: str, tag: str) -> str:
+    """A tag's value from the database, which spells '0008|103e' as '0008,103E'."""
+    return database.fileValue(path, tag.replace("|", ",").upper())

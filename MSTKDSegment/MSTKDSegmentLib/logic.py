@@ -21,6 +21,7 @@ import slicer
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
 from mstkd.conventions import (
+    DEFAULT_BRAIN_EXTRACTION,
     DEFAULT_DEVICE,
     DEFAULT_LABELS,
     DISPLAY_NAMES,
@@ -33,9 +34,11 @@ from mstkd.conventions import (
 )
 from mstkd.errors import MSTKDError
 from mstkd.inference.volumes import region_volumes_ml
+from mstkd.preprocess.brain_extraction import check_choice
 from mstkd.preprocess.reference import choose_reference
 from mstkd.resources import DEFAULT_MODEL
 from MSTKDSegmentLib.engine import child_environment, segment_command
+from MSTKDSegmentLib.marks import import_brain_mask, mark_trust, remove_brain_mask
 from MSTKDSegmentLib.notes import result_notes, store_notes
 from MSTKDSegmentLib.process import ChildProcessEngine, Event, Progress, ProgressClock
 from MSTKDSegmentLib.results import (
@@ -64,6 +67,7 @@ from MSTKDSegmentLib.volumes import (
 # NRRD keeps the geometry in double precision (NIfTI stores it as float32).
 OUTPUT_FILE = "segmentation.nrrd"
 SUMMARY_FILE = "summary.json"
+BRAIN_MASK_FILE = "brainmask.nrrd"
 
 EventCallback = Callable[[Event], None]
 
@@ -77,7 +81,11 @@ class Engine(Protocol):
 
 @dataclass
 class SegmentationRequest:
-    """What to segment and how: volumes by sequence (aliases accepted), model, device and output."""
+    """What to segment and how: volumes by sequence (aliases accepted), model, device and output.
+
+    `brain_extraction` is one of BRAIN_EXTRACTION_CHOICES; `brain_mask` adds the brain mask the
+    engine used as a segment of its own.
+    """
 
     inputs: Mapping[str, object]
     model: str = DEFAULT_MODEL
@@ -87,6 +95,8 @@ class SegmentationRequest:
     nested: bool = False
     show_3d: bool = True
     labels: str = DEFAULT_LABELS
+    brain_extraction: str = DEFAULT_BRAIN_EXTRACTION
+    brain_mask: bool = False
 
 
 class SegmentationRun:
@@ -253,6 +263,7 @@ class SegmentationLogic:
         if not str(request.model or "").strip():
             raise MSTKDError("Choose a model: a name from the list or a model file.")
         label_convention(request.labels)
+        check_choice(request.brain_extraction)
         target = request.segmentation
         if target is not None:
             if not target.IsA("vtkMRMLSegmentationNode"):
@@ -281,8 +292,11 @@ class SegmentationLogic:
                 "--device", request.device,
                 "--labels", request.labels,
                 "--summary", str(folder / SUMMARY_FILE),
+                "--brain-extraction", check_choice(request.brain_extraction),
                 "--progress", "jsonl",
             ]  # fmt: skip
+            if request.brain_mask:
+                arguments += ["--brain-mask", str(folder / BRAIN_MASK_FILE)]
             process = self.engine.segment(arguments, str(folder))
         except OSError as error:
             shutil.rmtree(folder, ignore_errors=True)
@@ -303,9 +317,21 @@ class SegmentationLogic:
         show_3d: bool = True,
         timeout_s: Optional[float] = None,
         on_event: Optional[EventCallback] = None,
+        brain_extraction: str = DEFAULT_BRAIN_EXTRACTION,
+        brain_mask: bool = False,
     ):
         """Segment and wait (for scripts and the Python console); returns the segmentation node."""
-        request = SegmentationRequest(dict(inputs), model, device, reference, segmentation, nested, show_3d)
+        request = SegmentationRequest(
+            dict(inputs),
+            model,
+            device,
+            reference,
+            segmentation,
+            nested,
+            show_3d,
+            brain_extraction=brain_extraction,
+            brain_mask=brain_mask,
+        )
         run = self.start(request)
         try:
             if not run.wait(timeout_s, on_event):
@@ -341,6 +367,7 @@ class SegmentationLogic:
             )
         labels = label_array(label_node)
         check_labels(labels, label_convention(run.request.labels), "segmentation the engine wrote")
+        brain = _brain_mask(run.folder / BRAIN_MASK_FILE, label_node) if run.request.brain_mask else None
         volumes = region_volumes_ml(labels, label_convention(run.request.labels), label_node.GetSpacing())
         check_summary_volumes(summary, volumes)
         run.warnings = [str(w) for w in summary.get("warnings") or []]
@@ -357,6 +384,11 @@ class SegmentationLogic:
             target.CreateDefaultDisplayNodes()
         local = self._local_grid(target, reference_node, run.geometry)
         import_segments(target, labels, run.request.labels, local, run.request.nested)
+        if brain is not None:
+            import_brain_mask(target, brain, local)
+        else:
+            remove_brain_mask(target)
+        mark_trust(target, summary.get("trust") or {})
         set_reference_geometry(target, reference_node)
         if run.request.show_3d:
             target.CreateClosedSurfaceRepresentation()
@@ -395,3 +427,20 @@ class SegmentationLogic:
         local = vtkMatrix4x4()
         vtkMatrix4x4.Multiply4x4(to_node, world, local)
         return local
+
+
+def _brain_mask(path: Path, labels_node):
+    """The (k, j, i) brain mask the engine wrote, checked to lie on the label map's grid."""
+    if not path.is_file():
+        raise MSTKDError("The engine ended without writing the brain mask; see the log for what it reported.")
+    node = read_label_map(path)
+    grids = [vtkMatrix4x4(), vtkMatrix4x4()]
+    node.GetIJKToRASMatrix(grids[0])
+    labels_node.GetIJKToRASMatrix(grids[1])
+    same_size = node.GetImageData().GetDimensions() == labels_node.GetImageData().GetDimensions()
+    if not (same_size and same_matrix(*grids)):
+        raise MSTKDError(
+            "The engine wrote the brain mask on a grid other than the segmentation's; this is a bug of "
+            "the engine, please report it with the log."
+        )
+    return label_array(node)

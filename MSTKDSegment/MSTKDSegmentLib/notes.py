@@ -1,9 +1,10 @@
 """Notes kept with a result: what a reader of the segmentation should know about how it was made.
 
-The sequences used and those missing, the device, every co-registration and every fallback the
-engine took, stored on the segmentation node (so they are saved with the scene) and shown in the
-panel after the run. A note has a kind, a level and a text; a new kind (e.g. brain extraction, or
-a warning that the result deserves less trust) needs only a title in NOTE_TITLES and a producer.
+The sequences used and those missing, the brain extraction, the regions the given sequences cannot
+support (the summary's trust), the device, every co-registration and every fallback the engine
+took, stored on the segmentation node (so they are saved with the scene) and shown in the panel
+after the run. A note has a kind, a level and a text; a new kind needs only a title in NOTE_TITLES
+and a producer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, List, Mapping, Sequence
 
 from mstkd.conventions import DISPLAY_NAMES, make_subset
+from mstkd.preprocess.brain_extraction import describe_summary
 
 NOTES_ATTRIBUTE = "MSTKD.Notes"
 INFO = "info"
@@ -20,7 +22,9 @@ WARNING = "warning"
 # Titles of the kinds of notes, in the order the panel shows them.
 NOTE_TITLES = {
     "check": "Check",
+    "trust": "Trust",
     "sequences": "Sequences",
+    "brain-extraction": "Brain extraction",
     "registration": "Registration",
     "fallback": "Fallback",
     "device": "Device",
@@ -44,6 +48,13 @@ def result_notes(summary: Mapping[str, Any], sequences: Sequence[str]) -> List[N
         absent = ", ".join(DISPLAY_NAMES[s] for s in subset.absent)
         text += f"; {absent} not available (the model works without them)"
     notes = [Note("sequences", text)]
+    extraction = summary.get("brain_extraction")
+    if isinstance(extraction, Mapping):
+        notes.append(Note("brain-extraction", describe_summary(extraction)))
+    trust = summary.get("trust")
+    if isinstance(trust, Mapping):
+        # Regions the given sequences cannot support: segmented, but not to be relied on.
+        notes += [Note("trust", str(text), WARNING) for text in trust.get("warnings") or [] if text]
     for item in summary.get("notes") or []:
         if isinstance(item, Mapping) and item.get("text"):
             kind = str(item.get("kind") or "engine")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mstkd.conventions import (
+    BRAIN_EXTRACTION_CHOICES,
+    DEFAULT_BRAIN_EXTRACTION,
     DEFAULT_DEVICE,
     DEVICE_CHOICES,
     DISPLAY_NAMES,
@@ -27,7 +29,9 @@ from mstkd.conventions import (
 )
 from mstkd.errors import MSTKDError
 from mstkd.prediction.estimate import PREPARATION_S_PER_MVOX, ModelSpeed, TimeEstimate, estimate_time
+from mstkd.preprocess.brain_extraction import check_choice
 from mstkd.preprocess.reference import choose_reference
+from MSTKDSegmentLib.logic import SegmentationRequest
 from MSTKDSegmentLib.models import ModelChoice
 from MSTKDSegmentLib.notes import Note, format_notes
 from MSTKDSegmentLib.process import Progress, ProgressClock, format_duration
@@ -38,6 +42,13 @@ from MSTKDSegmentLib.volumes import ExamSize, exam_size
 MODEL_FILE = "__file__"
 # How the panel names the engine's device choices.
 DEVICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "cuda": "NVIDIA GPU (CUDA)", "mps": "Apple GPU (MPS)"}
+# How the panel names the engine's brain-extraction choices.
+BRAIN_EXTRACTION_LABELS = {
+    "auto": "Automatic",
+    "deepbet": "deepbet (T1 or T1Gd)",
+    "hd-bet": "HD-BET (any sequence)",
+    "none": "None (already skull-stripped)",
+}
 INFO, WARNING, ERROR = "info", "warning", "error"
 MIB_PER_GIB = 1024.0
 
@@ -45,14 +56,19 @@ MIB_PER_GIB = 1024.0
 @dataclass
 class PanelSettings:
     """The user's choices, as the parameter node keeps them: volumes by sequence, reference ('' for
-    automatic), model (a registry name or MODEL_FILE), model file, device and output segmentation."""
+    automatic), model (a registry name or MODEL_FILE), model file, device, brain extraction, output
+    segmentation and what it shows (nested regions, 3D surfaces, the brain mask)."""
 
     inputs: Dict[str, Any] = field(default_factory=dict)
     reference: str = ""
     model: str = ""
     model_file: str = ""
     device: str = DEFAULT_DEVICE
+    brain_extraction: str = DEFAULT_BRAIN_EXTRACTION
     output: Any = None
+    nested: bool = False
+    show_3d: bool = True
+    brain_mask: bool = False
 
     def chosen(self) -> SequenceMap[Any]:
         """The volumes chosen, by sequence, in canonical order."""
@@ -76,6 +92,7 @@ class PanelView:
     model_description: str
     model_file_visible: bool
     device: Choice
+    brain_extraction: Choice
     device_text: str
     device_level: str
     inputs_warning: str
@@ -146,6 +163,10 @@ class PanelState:
         self.forget_device_check()
         return dataclasses.replace(settings, device=parse_device(data))
 
+    def choose_brain_extraction(self, settings: PanelSettings, data: str) -> PanelSettings:
+        """A brain-extraction item was chosen."""
+        return dataclasses.replace(settings, brain_extraction=check_choice(data))
+
     def model_item(self, settings: PanelSettings) -> str:
         """The model item in effect: the one stored, else a model file, else the first registry model."""
         if settings.model:
@@ -166,6 +187,20 @@ class PanelState:
         if report and report.get("requested") == settings.device and report.get("device"):
             return str(report["device"])
         return settings.device
+
+    def request(self, settings: PanelSettings) -> SegmentationRequest:
+        """The segmentation the panel's choices ask for (on the device the device check chose)."""
+        return SegmentationRequest(
+            inputs=settings.chosen(),
+            model=self.selected_model(settings),
+            device=self.run_device(settings),
+            reference=settings.reference or None,
+            segmentation=settings.output,
+            nested=settings.nested,
+            show_3d=settings.show_3d,
+            brain_extraction=settings.brain_extraction,
+            brain_mask=settings.brain_mask,
+        )
 
     # The device check
 
@@ -285,6 +320,9 @@ class PanelState:
             model_description=self._model_description(item),
             model_file_visible=item == MODEL_FILE,
             device=self._device_choice(settings),
+            brain_extraction=_choice(
+                [(BRAIN_EXTRACTION_LABELS[c], c) for c in BRAIN_EXTRACTION_CHOICES], settings.brain_extraction
+            ),
             device_text=device_text,
             device_level=device_level,
             inputs_warning="\n".join(duplicate_inputs(chosen)),

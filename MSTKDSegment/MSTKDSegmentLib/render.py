@@ -28,6 +28,7 @@ class PanelRenderer:
         self._choice("referenceComboBox", view.reference)
         self._choice("modelComboBox", view.model)
         self._choice("deviceComboBox", view.device)
+        self._choice("brainExtractionComboBox", view.brain_extraction)
         ui.modelDescriptionLabel.setText(view.model_description)
         ui.modelPathLabel.setVisible(view.model_file_visible)
         ui.modelPathLineEdit.setVisible(view.model_file_visible)

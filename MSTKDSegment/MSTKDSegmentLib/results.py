@@ -210,11 +210,11 @@ def import_segments(
     disjoint = np.zeros(labels.shape, dtype=np.uint8)
     for index, spec in enumerate(SUBREGION_SEGMENTS, start=1):
         disjoint[labels == values[spec.key.lower()]] = index
-    _import(segmentation_node, disjoint, ijk_to_ras, SUBREGION_SEGMENTS)
+    import_labelmap(segmentation_node, disjoint, ijk_to_ras, SUBREGION_SEGMENTS)
     if nested:
         for spec in NESTED_SEGMENTS:
             members = [values[s] for s in REGIONS[spec.key]]
-            _import(segmentation_node, np.isin(labels, members).astype(np.uint8), ijk_to_ras, (spec,))
+            import_labelmap(segmentation_node, np.isin(labels, members).astype(np.uint8), ijk_to_ras, (spec,))
 
 
 def _add_segment(segmentation_node, spec: SegmentSpec) -> None:
@@ -229,9 +229,10 @@ def _add_segment(segmentation_node, spec: SegmentSpec) -> None:
         display.SetSegmentVisibility3D(spec.segment_id, False)
 
 
-def _import(
+def import_labelmap(
     segmentation_node, labels: np.ndarray, ijk_to_ras: vtkMatrix4x4, specs: Sequence[SegmentSpec]
 ) -> None:
+    """Import a (k, j, i) label map on a grid into the segments of `specs` (label k -> the k-th)."""
     ids = vtkStringArray()
     for spec in specs:
         ids.InsertNextValue(spec.segment_id)

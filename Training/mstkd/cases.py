@@ -29,9 +29,11 @@ from mstkd.imageio import IMAGE_EXTENSIONS, PathLike, image_extension, strip_ima
 # A case's subfolder holding the same exam as acquired on a scanner (`mstkd phantom --native`):
 # a different exam of the same case, so discovery does not mix it in.
 NATIVE_FOLDER = "native"
+# A case's subfolder holding masks that are not segmentations (a phantom's true brain mask).
+BRAIN_MASK_FOLDER = "brainmask"
 # A phantom's subfolder holding its class map (`mstkd phantom --class-maps`): not an image of the exam.
 CLASS_MAP_FOLDER = "classes"
-_SIDE_FOLDERS = frozenset({NATIVE_FOLDER, CLASS_MAP_FOLDER})
+_SIDE_FOLDERS = frozenset({NATIVE_FOLDER, CLASS_MAP_FOLDER, BRAIN_MASK_FOLDER})
 # A case folder holding this file is a held-out test case (`mstkd phantom --generator ood`):
 # training and validation refuse it.
 HELD_OUT_MARKER = "held_out.json"

@@ -283,6 +283,11 @@ LABEL_RULES: Tuple[str, ...] = (EXCLUSIVE_RULE, INDEPENDENT_RULE, ARGMAX_RULE)
 WHOLE_VOLUME_PROTOCOL, REFERENCE_PROTOCOL = "whole-volume", "reference"
 PROTOCOLS: Tuple[str, ...] = (WHOLE_VOLUME_PROTOCOL, REFERENCE_PROTOCOL)
 
+# How an exam's skull and scalp are dealt with before segmenting (mstkd.preprocess.brain_extraction):
+# `auto` extracts the brain unless every sequence is already skull-stripped.
+BRAIN_EXTRACTION_CHOICES: Tuple[str, ...] = ("auto", "deepbet", "hd-bet", "none")
+DEFAULT_BRAIN_EXTRACTION = BRAIN_EXTRACTION_CHOICES[0]
+
 # Tumour sub-regions (disjoint labels) and the evaluated regions built from them.
 SUBREGIONS: Tuple[str, ...] = ("ncr", "ed", "et")
 SUBREGION_NAMES: Dict[str, str] = {
@@ -307,6 +312,8 @@ SUBREGION_COLOURS: Dict[str, Tuple[float, float, float]] = {
     "et": (1.0, 0.9, 0.1),
 }
 REGION_COLOURS: Dict[str, Tuple[float, float, float]] = {"WT": (0.2, 0.6, 1.0), "TC": (1.0, 0.5, 0.0)}
+# The brain mask's outline: pale, so that it stays behind the tumour's colours.
+BRAIN_MASK_COLOUR: Tuple[float, float, float] = (0.98, 0.98, 0.88)
 # The networks' output channels, in order (METHOD.md 1.2).
 MODEL_CHANNELS: Tuple[str, ...] = ("ncr", "ed", "et", "background")
 

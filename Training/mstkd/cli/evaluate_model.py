@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "table.json) and per-case scores (cases.csv). --protocol whole-volume (default): sliding windows "
             "over the whole brain, the model's own label rule. --protocol reference: the MST-KDNet code's "
             "scoring (one centre crop of the model's patch, each channel thresholded at 0.5, the "
-            "mstkdnet-ref convention unless --convention says otherwise)."
+            "mstkdnet-ref convention unless --convention says otherwise). "
+            "--model-out writes a copy of the model file that carries the per-subset Dice table in its "
+            "metadata, from which `mstkd segment` tells which regions the given sequences can support."
         ),
     )
     parser.add_argument(
@@ -60,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_device(parser)
     parser.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
+    parser.add_argument(
+        "--model-out",
+        type=Path,
+        metavar="MODEL.safetensors",
+        help="also write a copy of the model carrying this per-subset Dice table as its validation",
+    )
     parser.set_defaults(run=run)
 
 
@@ -84,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     convention = metric_convention(
         args.convention or (REFERENCE_CODE_CONVENTION if reference else DEFAULT_METRIC_CONVENTION)
     )
+    if args.model_out is not None:
+        from mstkd.evaluation.validation import check_model_out
+
+        check_model_out(args.checkpoint, args.model_out)
     subsets = SUBSETS if args.subsets.strip().lower() == EVERY_SUBSET else parse_subsets(args.subsets)
     discovery = discover_cases(args.data)
     cases = [c for c in discovery.cases if not c.missing and c.segmentation is not None]
@@ -114,4 +126,9 @@ def run(args: argparse.Namespace) -> int:
     paths = result.write(args.out)
     print(result.markdown())
     print(f"Wrote {', '.join(str(p) for p in paths.values())}")
+    if args.model_out is not None:
+        from mstkd.evaluation.validation import validation_table, write_model_with_validation
+
+        digest = write_model_with_validation(args.checkpoint, validation_table(result), args.model_out)
+        print(f"Wrote {args.model_out} (sha256 {digest}): the model with this table as its validation")
     return 0

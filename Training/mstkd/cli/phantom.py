@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mstkd.cases import CLASS_MAP_FOLDER, HELD_OUT_MARKER, NATIVE_FOLDER
+from mstkd.cases import BRAIN_MASK_FOLDER, CLASS_MAP_FOLDER, HELD_OUT_MARKER, NATIVE_FOLDER
 from mstkd.phantom.generators import DEFAULT_GENERATOR, GENERATORS
 from mstkd.phantom.layout import DEFAULT_LAYOUT, LAYOUTS
 
@@ -28,6 +28,12 @@ file names: FLAIR axial 1x1x5 mm (LPS), T1 sagittal 1x1x1.2 mm, T1ce 1 mm isotro
 T2 axial 0.5x0.5x4 mm (RAS), each moved a little (a few degrees and millimetres) and with its own
 field of view; the seg file there lies on the T1ce grid.
 
+--with-skull keeps the head, as a scanner shows it before skull stripping: scalp (fat, skin),
+skull (dark cortical bone around fatty marrow), CSF around the brain and the top of the neck,
+with noise in the air, on a grid grown to hold the head (10 mm more on each side, 50 mm more
+above and below); the true brain mask goes to <case>/BRAINMASK/<case>_brainmask.nii.gz (and, with
+--native, to <case>/NATIVE/BRAINMASK/, on the T1ce grid).
+
 --preview writes OUT_DIR/previews/<case>.png: slices through the tumour for each sequence.
 
 --generator ood writes the out-of-distribution test set instead: the same anatomy, but tumours
@@ -40,6 +46,7 @@ HELD_OUT marker; `mstkd train` refuses such cases.
 classes the images were drawn from (1 CSF, 2 GM, 3 WM, 4 necrosis, 5 non-enhancing tumour core,
 6 enhancing tumour, 7 oedema): the input of domain-randomised training (data.synthesis).
 """.replace("NATIVE", NATIVE_FOLDER)
+    .replace("BRAINMASK", BRAIN_MASK_FOLDER)
     .replace("CLASSES", CLASS_MAP_FOLDER)
     .replace("HELD_OUT", HELD_OUT_MARKER)
 )
@@ -72,6 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"kind of phantom (default {DEFAULT_GENERATOR}; 'ood' for the out-of-distribution test set)",
     )
     parser.add_argument("--native", action="store_true", help="also write each sequence on a clinical grid")
+    parser.add_argument(
+        "--with-skull", action="store_true", help="keep scalp, skull, CSF and neck; write its brain mask"
+    )
     parser.add_argument("--preview", action="store_true", help="also write a PNG per case")
     parser.add_argument(
         "--overwrite",
@@ -100,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         generator=args.generator,
         show_progress=sys.stderr.isatty(),
         overwrite=args.overwrite,
+        with_skull=args.with_skull,
     )
     for folder in folders:
         print(folder)

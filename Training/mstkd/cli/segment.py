@@ -10,6 +10,8 @@ from typing import Any, Callable, Iterator, List, Optional, TextIO, Tuple
 
 from mstkd.cli.options import add_device, add_model
 from mstkd.conventions import (
+    BRAIN_EXTRACTION_CHOICES,
+    DEFAULT_BRAIN_EXTRACTION,
     LABEL_CONVENTIONS,
     SHORT_NAMES,
     SequenceMap,
@@ -29,6 +31,12 @@ NIfTI or NRRD), or of every case in a folder. The label map lands on the referen
 voxel for voxel (default reference: T1ce, else FLAIR, T2, T1): sequences on other grids are
 co-registered to it first. Labels: 1 necrosis/non-enhancing core, 2 oedema, 4 (brats2021) or
 3 (brats2023) enhancing tumour.
+
+Exams straight off the scanner (with skull and scalp) are skull-stripped first: with
+--brain-extraction auto (the default) when a sequence has non-zero voxels over more than a brain
+holds (2.2 L), with the first installed tool that handles the exam's sequences (hd-bet: any
+sequence; deepbet: T1 or T1Gd), its mask carried to the other sequences through the
+co-registration; --brain-mask OUT writes the brain mask on the reference grid.
 
 One exam:   mstkd segment --flair F.nii.gz --t2 T2.nii.gz -o labels.nii.gz [--summary s.json]
 A folder:   mstkd segment --input-dir cases/ --output-dir predictions/ [--sequences flair,t2]
@@ -55,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
     exam.add_argument("-o", "--output", type=Path, metavar="OUT", help="label map to write (.nii.gz, .nrrd)")
     exam.add_argument("--summary", type=Path, metavar="OUT.json", help="also write a JSON summary here")
+    exam.add_argument(
+        "--brain-mask", type=Path, metavar="OUT", help="also write the brain mask (reference grid) here"
+    )
     batch = parser.add_argument_group("a folder of cases")
     batch.add_argument("--input-dir", type=Path, metavar="DIR", help="cases in any BraTS/FeTS layout")
     batch.add_argument("--output-dir", type=Path, metavar="DIR", help="where <case_id>.nii.gz/.json go")
@@ -70,6 +81,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--labels",
         choices=sorted(LABEL_CONVENTIONS),
         help="label convention of the output (default: the model's)",
+    )
+    parser.add_argument(
+        "--brain-extraction",
+        choices=BRAIN_EXTRACTION_CHOICES,
+        default=DEFAULT_BRAIN_EXTRACTION,
+        help="skull stripping: auto (only when the exam is not skull-stripped; default), a tool, or none",
     )
     parser.add_argument(
         "--progress",
@@ -139,9 +156,13 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO, load_predictor: Predic
     choose_reference(files, args.reference)  # a wrong --reference fails before any work
     options = vars(args).get("sequence_options", {})
     check_outputs(
-        args.output, args.summary, {options.get(s, f"--{s}"): p for s, p in files.items()}, args.overwrite
+        args.output,
+        args.summary,
+        {options.get(s, f"--{s}"): p for s, p in files.items()},
+        args.overwrite,
+        brain_mask=args.brain_mask,
     )
-    _remove_stale_partials(args.output, args.summary)
+    _remove_stale_partials(args.output, args.summary, args.brain_mask)
 
     # Inputs and outputs are checked before the model is loaded: a mistake costs no model time.
     tracker = ProgressTracker(scaled(emit, 0.0, SEGMENT_SHARE))
@@ -150,9 +171,15 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO, load_predictor: Predic
 
     tracker("load", SPANS["load"][1], f"loading model {args.model} ({args.device})")
     predictor = load_predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
-    result = predictor.segment_exam(exam, progress=scaled(emit, 0.0, SEGMENT_SHARE), labels=args.labels)
+    result = predictor.segment_exam(
+        exam,
+        progress=scaled(emit, 0.0, SEGMENT_SHARE),
+        labels=args.labels,
+        brain_extraction=args.brain_extraction,
+        brain_mask=args.brain_mask is not None,
+    )
     emit(ProgressEvent("write", SEGMENT_SHARE, f"writing {args.output}"))
-    summary = write_result(result, args.output, args.summary)
+    summary = write_result(result, args.output, args.summary, brain_mask=args.brain_mask)
     emit(ProgressEvent("write", 1.0, f"wrote {args.output}"))
     for note in [*result.fallbacks, *result.warnings]:
         print(f"mstkd segment: warning: {note}", file=sys.stderr)
@@ -168,7 +195,8 @@ def _run_batch(args: argparse.Namespace, emit, out: TextIO, load_predictor: Pred
     from mstkd.training import distributed
 
     given = [f"--{s}" for s in exam_files(args)]
-    given += [name for name, value in (("-o", args.output), ("--summary", args.summary)) if value is not None]
+    one_exam = (("-o", args.output), ("--summary", args.summary), ("--brain-mask", args.brain_mask))
+    given += [name for name, value in one_exam if value is not None]
     if given:
         raise MSTKDError(f"{', '.join(given)} name(s) one exam; with --input-dir, leave them out.")
     if args.input_dir is None or args.output_dir is None:
@@ -238,7 +266,10 @@ def _segment_share(
             # Text mode shows the bar and a line per case; jsonl gives a program every event.
             events = scaled(emit, index / len(share), (index + 1) / len(share), f"{case.case_id}: ")
             result = predictor.segment_exam(
-                exam, progress=events if args.progress == "jsonl" else None, labels=args.labels
+                exam,
+                progress=events if args.progress == "jsonl" else None,
+                labels=args.labels,
+                brain_extraction=args.brain_extraction,
             )
             write_result(result, output, summary)
         except MSTKDError as error:
@@ -310,15 +341,21 @@ def _log(bar, message: str) -> None:
 
 
 def _describe(summary: dict, summary_path: Optional[Path]) -> str:
+    from mstkd.preprocess.brain_extraction import describe_summary
+
     volumes = "  ".join(f"{k} {v:.2f}" for k, v in summary["volumes_ml"].items())
     model = summary["model"]
     lines = [
         f"Wrote {summary['output']} (labels {summary['labels']} on the {summary['reference']} grid; "
         f"from {', '.join(summary['sequences'])})",
         f"Volumes (mL): {volumes}",
+        f"Brain extraction: {describe_summary(summary['brain_extraction'])}",
+        *(f"Warning: {warning}" for warning in summary["trust"]["warnings"]),
         f"Model {model['name']} (sha256 {model['sha256'][:12]}...) on {summary['device']}, "
         f"{summary['timings_s']['total']:.1f} s",
     ]
+    if summary.get("brain_mask"):
+        lines.append(f"Brain mask: {summary['brain_mask']}")
     if summary_path is not None:
         lines.append(f"Summary: {summary_path}")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ its summary beside it: an interrupted batch skips exactly the finished cases (`i
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
@@ -21,8 +22,9 @@ from mstkd.files import check_distinct, check_replaceable, check_writable, forma
 from mstkd.imageio import IMAGE_EXTENSIONS, image_bytes, image_extension, is_ours, read_image, stage_image
 from mstkd.inference.result import SUMMARY_WRITER, SegmentationResult
 
-# The mark of mstkd's label maps (see mstkd.imageio.write_image).
+# The marks of mstkd's label maps and brain masks (see mstkd.imageio.write_image).
 LABEL_MAP = "label map"
+BRAIN_MASK = "brain mask"
 # How messages name the two files of a case where no option names them (a batch, the demo).
 CASE_OUTPUTS = {"output": "the label map", "summary": "the summary"}
 # Room for the summary and the label map's header, besides the voxels.
@@ -50,14 +52,20 @@ def check_outputs(
     inputs: Mapping[str, Path],
     overwrite: bool,
     names: Mapping[str, str] = {"output": "-o", "summary": "--summary"},  # noqa: B006 (never mutated)
+    brain_mask: Optional[Path] = None,
 ) -> None:
     """Refuse, before any work, outputs that would destroy an input, each other, or a file not ours.
 
     `inputs` maps each input's option (e.g. --flair) to its file; `names` gives the options of the
-    two outputs, for the messages.
+    two outputs, for the messages; `brain_mask` is the optional third output (--brain-mask).
     """
     check_output_path(output)
-    check_distinct({names["output"]: output, names["summary"]: summary}, inputs)
+    outputs = {names["output"]: output, names["summary"]: summary, "--brain-mask": brain_mask}
+    check_distinct(outputs, inputs)
+    if brain_mask is not None:
+        check_output_path(brain_mask)
+        check_replaceable(brain_mask, lambda p: is_ours(p, BRAIN_MASK), overwrite, BRAIN_MASK)
+        check_writable(Path(brain_mask).parent)
     check_replaceable(output, lambda p: is_ours(p, LABEL_MAP), overwrite, LABEL_MAP)
     for companion in format_files(output)[1:]:  # the voxels of a detached header belong to its header
         check_replaceable(
@@ -83,29 +91,43 @@ def write_result(
     output: Union[str, Path],
     summary: Optional[Union[str, Path]] = None,
     extra: Optional[Mapping[str, Any]] = None,
+    brain_mask: Optional[Union[str, Path]] = None,
 ) -> Dict[str, Any]:
-    """Write the label map (and the summary JSON, when a path is given); returns the summary.
+    """Write the label map (and the summary JSON and brain mask, when paths are given); returns the summary.
 
-    The summary's timings gain `write` and `total` (the sum of the stages); `extra` adds fields.
-    A failure leaves neither file.
+    The summary's timings gain `write` and `total` (the sum of the stages); `extra` adds fields; the
+    brain mask needs a result that holds one (Predictor.segment(..., brain_mask=True)). A failure
+    leaves none of the files.
     """
     output = check_output_path(output)
     started = time.perf_counter()
+    mask = None
+    if brain_mask is not None:
+        if result.brain_mask is None:
+            raise ValueError("this result holds no brain mask; segment with brain_mask=True")
+        mask = stage_image(result.brain_mask, check_output_path(brain_mask), BRAIN_MASK)
     labels = stage_image(result.labels, output, LABEL_MAP)
     try:
         data = {**result.summary(output), **(extra or {})}
+        if brain_mask is not None:
+            data["brain_mask"] = os.path.abspath(brain_mask)
         data["timings_s"]["write"] = round(time.perf_counter() - started, 3)
         data["timings_s"]["total"] = round(sum(data["timings_s"].values()), 3)
-        if summary is not None:
-            write_text(summary, json.dumps(data, indent=2) + "\n")
+        written = []
         try:
+            if summary is not None:
+                written.append(write_text(summary, json.dumps(data, indent=2) + "\n"))
+            if mask is not None:
+                written.append(mask.commit())
             labels.commit()
         except MSTKDError:
-            if summary is not None:
-                Path(summary).unlink()  # a summary without its label map would count as a finished case
+            for path in written:  # a summary without its label map would count as a finished case
+                Path(path).unlink()
             raise
     finally:
         labels.discard()
+        if mask is not None:
+            mask.discard()
     return data
 
 

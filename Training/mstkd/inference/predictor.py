@@ -5,8 +5,9 @@
     sitk.WriteImage(result.labels, "labels.nii.gz")
 
 The label map lands on the reference volume's grid voxel for voxel (mstkd.preprocess does the
-preparation and its inverse); CUDA out-of-memory errors are survived by retrying with fewer
-windows per batch, then on the CPU, and the result says so.
+preparation, brain extraction included when the exam is not skull-stripped, and its inverse);
+CUDA out-of-memory errors are survived by retrying with fewer windows per batch, then on the
+CPU, and the result says so.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 import numpy as np
+import SimpleITK as sitk
 import torch
 
 from mstkd.conventions import (
+    DEFAULT_BRAIN_EXTRACTION,
     DEFAULT_DEVICE,
     DISPLAY_NAMES,
+    SequenceMap,
     convert_labels,
     label_convention,
 )
@@ -35,9 +39,12 @@ from mstkd.inference.result import SegmentationResult
 from mstkd.inference.volumes import region_volumes_ml
 from mstkd.prediction.labelmap import predict_labels
 from mstkd.prediction.labelrule import describe_output
-from mstkd.preprocess import PreparedExam, labels_to_reference, prepare_exam
+from mstkd.preprocess import PreparedExam, brain_mask_on_reference, labels_to_reference, prepare_exam
+from mstkd.preprocess.brain_extraction import BrainExtraction, Extractor, check_choice, extract_brain
+from mstkd.preprocess.extractors import run_extractor
 from mstkd.preprocess.inputs import ExamInputs, SequenceInput, read_exam
 from mstkd.resources import DEFAULT_MODEL
+from mstkd.trust import VALIDATION_KEY, assess_trust
 
 OVERLAP = 0.5
 WINDOWS_PER_BATCH = 4
@@ -101,27 +108,46 @@ class Predictor:
         reference: Optional[str] = None,
         progress: Optional[ProgressCallback] = None,
         labels: Optional[str] = None,
+        brain_extraction: str = DEFAULT_BRAIN_EXTRACTION,
+        brain_mask: bool = False,
     ) -> SegmentationResult:
         """Segment an exam from any non-empty subset of sequences (files or images; aliases accepted).
 
         `reference` names the sequence whose grid the label map lands on (default: T1ce, FLAIR, T2,
-        T1, the first present); `labels` converts the label map to another convention.
+        T1, the first present); `labels` converts the label map to another convention;
+        `brain_extraction` is one of conventions.BRAIN_EXTRACTION_CHOICES ('auto': only when the
+        exam is not skull-stripped); `brain_mask` also returns the brain mask on the reference grid.
         """
+        check_choice(brain_extraction)  # a wrong choice fails before any reading
         report = ProgressTracker(progress)
         exam = read_exam(sequences, reference, report.span("load", *SPANS["load"]))
-        return self._segment(exam, report, labels)
+        return self._segment(exam, report, labels, brain_extraction, brain_mask)
 
     def segment_exam(
-        self, exam: ExamInputs, progress: Optional[ProgressCallback] = None, labels: Optional[str] = None
+        self,
+        exam: ExamInputs,
+        progress: Optional[ProgressCallback] = None,
+        labels: Optional[str] = None,
+        brain_extraction: str = DEFAULT_BRAIN_EXTRACTION,
+        brain_mask: bool = False,
     ) -> SegmentationResult:
         """Segment an exam read and checked already (`mstkd.preprocess.inputs.read_exam`)."""
-        return self._segment(exam, ProgressTracker(progress), labels)
+        return self._segment(exam, ProgressTracker(progress), labels, brain_extraction, brain_mask)
 
     def _segment(
-        self, inputs: ExamInputs, report: ProgressTracker, labels: Optional[str]
+        self,
+        inputs: ExamInputs,
+        report: ProgressTracker,
+        labels: Optional[str],
+        brain_extraction: str,
+        brain_mask: bool,
     ) -> SegmentationResult:
         output_labels = label_convention(labels) if labels else self.model.labels
+        extraction_choice = check_choice(brain_extraction)
         timings: Dict[str, float] = {"read": inputs.read_s}
+
+        def extract(exam_images: SequenceMap[sitk.Image]) -> BrainExtraction:
+            return extract_brain(exam_images, extraction_choice, self._run_extractor)
 
         started = time.perf_counter()
         exam = prepare_exam(
@@ -130,8 +156,11 @@ class Predictor:
             inputs.reference,
             _preparation_reporter(report),
             self.model.experiment.data.normalisation,
+            extract,
         )
-        timings["preprocess"] = time.perf_counter() - started
+        extraction = exam.extraction
+        timings["brain_extraction"] = extraction.seconds if extraction is not None else 0.0
+        timings["preprocess"] = time.perf_counter() - started - timings["brain_extraction"]
 
         started = time.perf_counter()
         predicted, device, fallbacks, inference_step = self._infer(exam, report)
@@ -146,6 +175,7 @@ class Predictor:
             array = convert_labels(array, self.model.labels.name, output_labels.name)
             image = array_to_image(array, reference=image)
         volumes = region_volumes_ml(array, output_labels, image.GetSpacing())
+        mask_image = brain_mask_on_reference(exam) if brain_mask else None
         timings["postprocess"] = time.perf_counter() - started
         finish(1.0, f"segmented: whole tumour {volumes['WT']:.1f} mL")
 
@@ -179,7 +209,14 @@ class Predictor:
                 ),
                 *({"kind": "fallback", "text": note} for note in fallbacks),
             ],
+            brain_extraction=extraction.summary() if extraction is not None else None,
+            brain_mask=mask_image,
+            trust=assess_trust(exam.subset, self.model.metadata.get(VALIDATION_KEY)).summary(),
         )
+
+    def _run_extractor(self, extractor: Extractor, image: sitk.Image) -> sitk.Image:
+        """A brain-extraction tool on this predictor's device."""
+        return run_extractor(extractor, image, str(self.device))
 
     def _infer(
         self, exam: PreparedExam, report: ProgressTracker
@@ -306,7 +343,13 @@ def _preparation_reporter(report: ProgressTracker) -> Callable[[str, float], Non
 def _preparation_stage(doing: str) -> str:
     """The event stage of one of prepare_exam's reports ('checking the inputs' -> 'preflight')."""
     words = doing.lower()
-    for stem, stage in (("check", "preflight"), ("regist", "register"), ("resampl", "resample")):
+    stages = {
+        "check": "preflight",
+        "extract": "brain-extraction",
+        "regist": "register",
+        "resampl": "resample",
+    }
+    for stem, stage in stages.items():
         if stem in words:
             return stage
     return "preprocess"

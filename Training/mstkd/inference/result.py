@@ -36,6 +36,9 @@ class SegmentationResult:
     warnings: List[str] = field(default_factory=list)
     # What a reader of the result should know, each {"kind": ..., "text": ...}: registrations, fallbacks.
     notes: List[Dict[str, str]] = field(default_factory=list)
+    brain_extraction: Optional[Dict[str, Any]] = None
+    brain_mask: Optional[sitk.Image] = None
+    trust: Optional[Dict[str, Any]] = None
 
     def summary(self, output: Optional[Union[str, Path]] = None) -> Dict[str, Any]:
         """The JSON summary `mstkd segment --summary` writes (and the Slicer module reads)."""
@@ -53,6 +56,8 @@ class SegmentationResult:
             "labels": self.label_convention,
             "volumes_ml": {key: round(value, 4) for key, value in self.volumes_ml.items()},
             "timings_s": {key: round(value, 3) for key, value in self.timings_s.items()},
+            "brain_extraction": self.brain_extraction,
+            "trust": self.trust,
             "steps": list(self.steps),
             "warnings": list(self.warnings),
             "notes": [dict(note) for note in self.notes],

@@ -10,7 +10,7 @@ integers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -88,9 +88,18 @@ def random_brain_scale(rng: np.random.Generator) -> float:
 
 
 def acquire(
-    rng: np.random.Generator, sequence: str, signal: np.ndarray, brain: np.ndarray, outside: float
+    rng: np.random.Generator,
+    sequence: str,
+    signal: np.ndarray,
+    brain: np.ndarray,
+    outside: float,
+    noise_reference: Optional[np.ndarray] = None,
 ) -> np.ndarray:
-    """Scan a noise-free (z, y, x) signal: blur, bias, Rician noise, scanner units (int16, 0 outside)."""
+    """Scan a noise-free (z, y, x) signal: blur, bias, Rician noise, scanner units (int16, 0 outside).
+
+    `brain` is what the scan covers (a whole head's grid when it has one); the noise level is
+    relative to the median signal over `noise_reference` (default: all of `brain`).
+    """
     # Outside the brain lies CSF and skull, not vacuum: padding with CSF keeps the edge unblurred.
     filled = np.where(brain, signal, np.float32(outside))
     sigma = (rng.uniform(*SLICE_BLUR_VOXELS[sequence]), IN_PLANE_BLUR_VOXELS, IN_PLANE_BLUR_VOXELS)
@@ -99,7 +108,8 @@ def acquire(
         cosine_field(rng, signal.shape, BIAS_FREQUENCIES)[brain] * np.float32(rng.uniform(*BIAS_STRENGTH))
     )
     clean = blurred * bias
-    noise = np.float32(rng.uniform(*NOISE_FRACTION) * np.median(clean[::MEDIAN_SUBSAMPLING]))
+    reference = clean if noise_reference is None else clean[noise_reference[brain]]
+    noise = np.float32(rng.uniform(*NOISE_FRACTION) * np.median(reference[::MEDIAN_SUBSAMPLING]))
     real = clean + noise * rng.standard_normal(clean.shape, dtype=np.float32)
     imaginary = noise * rng.standard_normal(clean.shape, dtype=np.float32)
     magnitude = np.sqrt(real * real + imaginary * imaginary)

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from mstkd.cases import HELD_OUT_MARKER, NATIVE_FOLDER, Case, class_map_path
+from mstkd.cases import BRAIN_MASK_FOLDER, HELD_OUT_MARKER, NATIVE_FOLDER, Case, class_map_path
 from mstkd.conventions import DEFAULT_LABELS, SEGMENTATION, SEQUENCES, convert_labels, label_convention
 from mstkd.errors import MSTKDError
 from mstkd.files import check_replaceable, check_writable, missing_folders, remove_empty, write_text
@@ -34,6 +34,7 @@ from mstkd.phantom.grid import (
     intersect,
     sub_box,
 )
+from mstkd.phantom.head import grow_head, head_grid, head_signals, scan_with_head
 from mstkd.phantom.layout import DEFAULT_LAYOUT, Layout, get_layout
 from mstkd.phantom.native import acquire_native
 from mstkd.phantom.preview import save_preview
@@ -43,6 +44,8 @@ from mstkd.progress import progress
 # One independent random stream per stage and per scan, so that changing one leaves the others
 # alone, and the scans can run in parallel.
 STREAMS = ("anatomy", "tumour", "contrast", "native") + SEQUENCES
+# The head's stream is drawn apart from those, so that the rest of a case does not depend on it.
+HEAD_STREAM = 1
 # The block sampled around the brain leaves room for the warp and the head tilt.
 CROP_MARGIN_MM = 8.0
 # Coarse grids sample templates blurred to about their voxel size (Gaussian FWHM = voxel).
@@ -62,6 +65,9 @@ class PhantomCase:
     With `native`, `native_images` holds each sequence on its own clinical grid, `native_labels` lies
     on the T1ce one, and `native_motions` maps each native grid's points to the BraTS grid's points
     (the patient's motion before that series).
+    A case with a head (`with_skull`) has images that cover the whole field of view (scalp, skull,
+    neck, noise in the air) on a grid grown to hold the head, and `brain_mask` (uint8) on that
+    grid; `native_brain_mask` lies on the T1ce grid.
     """
 
     seed: int
@@ -76,6 +82,8 @@ class PhantomCase:
     native_labels: Optional[sitk.Image] = None
     native_motions: Dict[str, sitk.Euler3DTransform] = field(default_factory=dict)
     generator: str = DEFAULT_GENERATOR
+    brain_mask: Optional[sitk.Image] = None
+    native_brain_mask: Optional[sitk.Image] = None
 
     def array(self, name: str) -> np.ndarray:
         """A sequence, 'seg', 'tissues' or 'classes' as an (i, j, k) array."""
@@ -97,16 +105,19 @@ def generate_case(
     convention: str = DEFAULT_LABELS,
     native: bool = False,
     generator: str = DEFAULT_GENERATOR,
+    with_skull: bool = False,
 ) -> PhantomCase:
     """Generate case `index` of `seed` on the BraTS-like grid of `shape` (x, y, z); see `brats_grid`.
 
     Labels follow `convention`; with `native`, each sequence is also acquired on a clinical grid.
-    `generator` names the tumour model, contrast table and acquisition (see `generators`).
+    `generator` names the tumour model, contrast table and acquisition (see `generators`);
+    `with_skull` keeps the head around the brain (mstkd.phantom.head), on a grid grown to hold it
+    (the head's own acquisition then replaces the generator's).
     """
     if seed < 0 or index < 0:
         raise MSTKDError(f"Seeds and case numbers are non-negative; got seed {seed}, case {index}.")
     stages = get_generator(generator)
-    grid = brats_grid(shape)
+    grid = head_grid(brats_grid(shape)) if with_skull else brats_grid(shape)
     labels_of = label_convention(convention)
     seeds = np.random.SeedSequence([seed, index]).spawn(len(STREAMS))
     rngs = dict(zip(STREAMS, (np.random.default_rng(s) for s in seeds)))
@@ -127,9 +138,17 @@ def generate_case(
     lesion = stages.grow_tumour(plan, rngs["tumour"], grid, box, anatomy.crop(block))
 
     contrast = stages.sample_contrast(rngs["contrast"])
+    brain = _paste(grid, crop, anatomy.brain)
+    if with_skull:
+        head_rng = np.random.default_rng(np.random.SeedSequence([seed, index, HEAD_STREAM]))
+        head = grow_head(head_rng, brain, grid.spacing)
+        head_contrast = head_signals(head_rng, {s: contrast.signal[s]["csf"] for s in SEQUENCES})
 
     def scan(sequence: str) -> sitk.Image:
         signal = stages.compose(contrast, sequence, anatomy, lesion, block, plan)
+        if with_skull:
+            values = head_contrast[sequence]
+            return grid.image(scan_with_head(rngs[sequence], sequence, signal, crop, head, values, brain))
         outside = contrast.signal[sequence]["csf"]
         scanned = stages.acquire(rngs[sequence], sequence, signal, anatomy.brain, outside)
         return grid.image(_paste(grid, crop, scanned))
@@ -151,11 +170,25 @@ def generate_case(
         convention=labels_of.name,
         plan=plan,
         generator=stages.name,
+        brain_mask=grid.image(brain.astype(np.uint8)) if with_skull else None,
     )
     if not native:
         return case
-    native_images, native_labels, motions = acquire_native(rngs["native"], images, case.labels, grid)
-    return replace(case, native_images=native_images, native_labels=native_labels, native_motions=motions)
+    native_images, native_labels, motions = acquire_native(
+        rngs["native"], images, case.labels, grid, strip=not with_skull
+    )
+    native_brain = None
+    if case.brain_mask is not None:
+        native_brain = sitk.Resample(
+            case.brain_mask, native_labels, motions["t1ce"], sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8
+        )
+    return replace(
+        case,
+        native_images=native_images,
+        native_labels=native_labels,
+        native_motions=motions,
+        native_brain_mask=native_brain,
+    )
 
 
 def _paste(grid: Grid, crop: Box, values: np.ndarray) -> np.ndarray:
@@ -177,6 +210,7 @@ def write_case(
     unless `overwrite`. A failure removes the files (and folders) of the case written so far.
     With `class_maps`, the class map goes to the folder's classes/ (see `cases.class_map_path`);
     a case of a held-out generator gets its marker (`cases.HELD_OUT_MARKER`).
+    A case with a head gets its true brain mask in <case>/brainmask/ (and <case>/native/brainmask/).
     """
     chosen = get_layout(layout)
     folder = Path(out_dir) / chosen.case_id(case.index)
@@ -185,7 +219,7 @@ def write_case(
         files[class_map_path(Case(folder.name, {}, folder=folder))] = case.classes
     marker = folder / HELD_OUT_MARKER if get_generator(case.generator).held_out else None
     check_case_paths(case.index, out_dir, chosen.name, case.native_labels is not None, overwrite)
-    for path in files:  # the side files (class maps) besides the case's images
+    for path in files:  # the side files (class maps, a head's brain masks) besides the case's images
         check_replaceable(path, lambda p: is_ours(p, PHANTOM), overwrite, "phantom image")
     created = missing_folders([*files, *([marker] if marker else [])])
     written: List[Path] = []
@@ -237,7 +271,17 @@ def _case_files(case: PhantomCase, out_dir: PathLike, chosen: Layout) -> Dict[Pa
     if native:
         labels = _in_convention(case.native_labels, case.convention, chosen.labels)
         images += [*(case.native_images[s] for s in SEQUENCES), labels]
-    return dict(zip(case_paths(case.index, out_dir, chosen.name, native), images))
+    files = dict(zip(case_paths(case.index, out_dir, chosen.name, native), images))
+    folder = Path(out_dir) / chosen.case_id(case.index)
+    for where, mask in ((folder, case.brain_mask), (folder / NATIVE_FOLDER, case.native_brain_mask)):
+        if mask is not None:
+            files[brain_mask_path(where, chosen.case_id(case.index))] = mask
+    return files
+
+
+def brain_mask_path(folder: PathLike, case_id: str) -> Path:
+    """Where a case folder (or its native/ folder) keeps the true brain mask of a phantom with a head."""
+    return Path(folder) / BRAIN_MASK_FOLDER / f"{case_id}_brainmask.nii.gz"
 
 
 def _in_convention(labels: sitk.Image, source: str, target: str) -> sitk.Image:
@@ -260,6 +304,7 @@ def write_phantoms(
     overwrite: bool = False,
     class_maps: bool = False,
     generator: str = DEFAULT_GENERATOR,
+    with_skull: bool = False,
 ) -> List[Path]:
     """Generate and write cases 0..cases-1 of `seed`; returns their folders.
 
@@ -284,7 +329,7 @@ def write_phantoms(
     check_writable(out_dir)
     folders = []
     for index in progress(indices, "phantoms") if show_progress else indices:
-        case = generate_case(seed, index, shape, chosen.labels, native, generator)
+        case = generate_case(seed, index, shape, chosen.labels, native, generator, with_skull)
         folders.append(write_case(case, out_dir, chosen.name, overwrite, class_maps))
         if preview:
             save_preview(case, out_dir / PREVIEW_FOLDER / f"{chosen.case_id(index)}.png")

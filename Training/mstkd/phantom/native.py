@@ -92,12 +92,17 @@ def _slice_profile(image: sitk.Image, protocol: Protocol, voxel_mm: float) -> si
 
 
 def acquire_native(
-    rng: np.random.Generator, images: Dict[str, sitk.Image], labels: sitk.Image, grid: Grid
+    rng: np.random.Generator,
+    images: Dict[str, sitk.Image],
+    labels: sitk.Image,
+    grid: Grid,
+    strip: bool = True,
 ) -> Tuple[Dict[str, sitk.Image], sitk.Image, Dict[str, sitk.Euler3DTransform]]:
     """Each sequence on its clinical grid (int16), the labels on the T1ce grid, and each motion.
 
     A sequence's motion maps its scanner points to phantom (BraTS-grid) points: the answer a
     registration of two sequences has to find is one motion followed by the other's inverse.
+    `strip=False` keeps everything the images show (a phantom with a head).
     """
     native: Dict[str, sitk.Image] = {}
     motions: Dict[str, sitk.Euler3DTransform] = {}
@@ -113,8 +118,10 @@ def acquire_native(
         scanned = sitk.GetArrayFromImage(
             sitk.Resample(source, reference, motion, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         )
-        inside = sitk.GetArrayFromImage(sitk.Resample(brain, reference, motion, sitk.sitkLinear, 0.0)) >= 0.5
-        rounded = sitk.GetImageFromArray(np.where(inside, np.rint(scanned), 0).astype(np.int16))
+        if strip:
+            inside = sitk.Resample(brain, reference, motion, sitk.sitkLinear, 0.0)
+            scanned = np.where(sitk.GetArrayFromImage(inside) >= 0.5, scanned, 0)
+        rounded = sitk.GetImageFromArray(np.rint(scanned).astype(np.int16))
         rounded.CopyInformation(reference)
         native[sequence] = rounded
         if sequence == REFERENCE_SEQUENCE:

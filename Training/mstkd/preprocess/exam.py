@@ -1,8 +1,10 @@
 """Public API: prepare a clinical exam for the model, and carry the model's labels back exactly.
 
-prepare_exam checks each sequence, picks the reference, registers the others to it (only when
+prepare_exam checks each sequence, picks the reference, extracts the brain when asked (on one
+sequence; mstkd.preprocess.brain_extraction), registers the others to the reference (only when
 their grids differ), resamples everything onto the model grid (identity direction, the model's
-spacing, covering the reference) and z-scores from the present sequences. The model grid lives
+spacing, covering the reference), zeroes what lies outside the extracted brain (its mask carried
+through the registration) and z-scores from the present sequences. The model grid lives
 in the reference's physical space, so labels_to_reference is a nearest-neighbour resampling
 with the identity transform, onto the reference's own grid, voxel for voxel.
 """
@@ -18,12 +20,14 @@ import SimpleITK as sitk
 from mstkd.conventions import SEQUENCES, SequenceMap, Subset, sequence_map
 from mstkd.imageio import array_to_image, describe_grid, image_to_array, same_grid
 from mstkd.intensity import ZSCORE, brain_mask, normalise_sequences
+from mstkd.preprocess.brain_extraction import BrainExtraction
 from mstkd.preprocess.grid import check_spacing, describe_spacing, model_grid, resample
 from mstkd.preprocess.preflight import preflight
 from mstkd.preprocess.reference import choose_reference
 from mstkd.preprocess.registration import Registration, register_rigid
 
 Report = Callable[[str, float], None]
+Extract = Callable[[SequenceMap[sitk.Image]], BrainExtraction]
 
 # Share of the preparation's time each stage takes (for progress); registration dominates.
 _CHECK_SHARE, _REGISTER_SHARE, _RESAMPLE_SHARE = 0.05, 0.75, 0.15
@@ -36,7 +40,8 @@ class PreparedExam:
     `image` is (4, I, J, K) float32 in canonical sequence order, z-scored inside `mask` (the brain
     of the present sequences), absent channels zero. `model_grid` carries the grid's geometry,
     `reference` is the user's volume whose grid the labels must land on. `registrations` holds,
-    for each registered sequence, the transform from reference to sequence points.
+    for each registered sequence, the transform from reference to sequence points; `extraction`
+    what was done about the skull (its mask lies on the grid of the sequence it came from).
     """
 
     image: np.ndarray
@@ -47,6 +52,7 @@ class PreparedExam:
     steps: List[str]
     mask: Optional[np.ndarray] = None
     registrations: Dict[str, Registration] = field(default_factory=dict)
+    extraction: Optional[BrainExtraction] = None
 
     @property
     def present(self) -> Tuple[bool, ...]:
@@ -65,6 +71,7 @@ def prepare_exam(
     reference: Optional[str] = None,
     report: Report = lambda stage, fraction: None,
     normalisation: str = ZSCORE,
+    extract: Optional[Extract] = None,
 ) -> PreparedExam:
     """Check, co-register, resample to the model grid and normalise any subset of sequences.
 
@@ -72,6 +79,8 @@ def prepare_exam(
     trusted as it is); `spacing` is the model's voxel spacing (mm); `reference` overrides the
     reference sequence. `report(stage, fraction)` is told the current stage and the fraction (0-1)
     of the whole preparation done. `normalisation` is the model's (intensity.NORMALISATIONS).
+    `extract`, when given, decides on and runs brain extraction (after the checks, before the
+    registration).
     """
     inputs = sequence_map(images)
     spacing = check_spacing(spacing)
@@ -81,6 +90,11 @@ def prepare_exam(
     reference_name = choose_reference(inputs, reference)
     reference_image = inputs[reference_name]
     steps = [f"reference: {reference_name} ({describe_grid(reference_image)})"]
+    extraction = None
+    if extract is not None:
+        report("extracting the brain", _CHECK_SHARE)
+        extraction = extract(inputs)
+        steps.append(extraction.describe())
 
     others = [s for s in inputs if s != reference_name]
     on_grid = [s for s in others if same_grid(inputs[s], reference_image)]
@@ -98,6 +112,12 @@ def prepare_exam(
     grid = model_grid(reference_image, spacing)
     volumes = _on_model_grid(inputs, reference_image, grid, registrations)
     steps.append(_describe_resampling(grid, reference_image, reference_name, registrations))
+    if extraction is not None and extraction.mask is not None:
+        volumes[:, ~_extracted_brain(extraction, grid, registrations)] = 0.0
+        steps.append(
+            f"outside the brain {extraction.method} found on {extraction.sequence} set to 0 in "
+            f"{', '.join(inputs.subset.sequences)} (the mask carried through the co-registration)"
+        )
 
     report("normalising intensities", _CHECK_SHARE + _REGISTER_SHARE + _RESAMPLE_SHARE)
     subset = inputs.subset
@@ -111,7 +131,9 @@ def prepare_exam(
         described = f"min-max scaled {names}, each to [0, 1] over its whole volume"
     steps.append(described + (f"; {', '.join(absent)} absent (zero)" if absent else ""))
     report("prepared", 1.0)
-    return PreparedExam(image, subset, grid, reference_image, reference_name, steps, mask, registrations)
+    return PreparedExam(
+        image, subset, grid, reference_image, reference_name, steps, mask, registrations, extraction
+    )
 
 
 def labels_to_reference(labels: np.ndarray, exam: PreparedExam) -> sitk.Image:
@@ -122,6 +144,19 @@ def labels_to_reference(labels: np.ndarray, exam: PreparedExam) -> sitk.Image:
         return on_model
     identity = sitk.Transform(3, sitk.sitkIdentity)
     return sitk.Resample(on_model, exam.reference, identity, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+
+def brain_mask_on_reference(exam: PreparedExam) -> sitk.Image:
+    """The brain the exam was segmented in, as a uint8 0/1 image on the reference's grid.
+
+    With brain extraction, the tool's mask carried from its sequence; without, the voxels where a
+    sequence had signal (the model grid's brain, brought back like the labels).
+    """
+    extraction = exam.extraction
+    if extraction is None or extraction.mask is None:
+        return labels_to_reference(exam.mask.astype(np.uint8), exam)
+    inside = _extracted_brain(extraction, exam.reference, exam.registrations)
+    return array_to_image(inside.astype(np.uint8), exam.reference)
 
 
 def labels_to_model(labels: sitk.Image, exam: PreparedExam) -> np.ndarray:
@@ -149,6 +184,15 @@ def _on_model_grid(
             transform = registration.transform if registration is not None else None
             volumes[channel] = image_to_array(resample(inputs[sequence], grid, transform))
     return volumes
+
+
+def _extracted_brain(
+    extraction: BrainExtraction, grid: sitk.Image, registrations: Dict[str, Registration]
+) -> np.ndarray:
+    """The extracted brain on `grid` (reference space), (I, J, K) bool: the mask carried from its sequence."""
+    registration = registrations.get(extraction.sequence)
+    transform = registration.transform if registration is not None else None
+    return image_to_array(resample(extraction.mask, grid, transform)) >= 0.5
 
 
 def _describe_resampling(
