@@ -17,6 +17,8 @@ from scipy import stats
 
 from mstkd.cli.main import main
 from mstkd.splits import write_split
+from mstkd.study.config import load_study
+from mstkd.study.report import finished_runs
 from mstkd.study.statistics import BOOTSTRAP_SEED, CONFIDENCE, RESAMPLES
 from mstkd.training.state import load_training_state
 
@@ -173,3 +175,26 @@ def test_a_test_set_that_shares_a_case_with_training_is_refused(phantom_root, tm
     write_split(tmp_path / "test.txt", ["BraTS2021_00002", "BraTS2021_00003"])
     assert main(["study", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
     assert "Test set 'held_out' shares 1 case(s) with the training sources" in capsys.readouterr().err
+
+
+def test_the_study_budget_overrides_a_config_that_counts_epochs():
+    study = load_study(ROOT / "Resources" / "studies" / "cpu-phantoms" / "study.yaml")
+    experiment = study.experiment("magms", 1)  # magms.yaml trains for 300 epochs on its own
+    assert experiment.train.steps == study.steps and experiment.train.epochs is None
+
+
+def test_a_partial_study_says_which_runs_it_holds():
+    report = {
+        "arms": {"baseline": {}, "mstkdnet": {}},
+        "seeds": [1, 2],
+        "tests": {
+            "in_distribution": {
+                "arms": {"baseline": {"runs": {"1": {}, "2": {}}}, "mstkdnet": {"runs": {"2": {}}}}
+            }
+        },
+    }
+    assert finished_runs(report) == (
+        "**Partial study: 3 of 4 runs finished and evaluated (baseline seed 1, 2; mstkdnet seed 2).**"
+    )
+    report["tests"]["in_distribution"]["arms"]["mstkdnet"]["runs"]["1"] = {}
+    assert finished_runs(report) == "Every run finished."

@@ -168,7 +168,8 @@ class StudyConfig:
         path is never read as YAML.
         """
         chosen = self.arms[arm]
-        budget = {"train": {"steps": self.steps, "seed": seed, "device": self.device}}
+        # The budget is in steps: a config that counts epochs (magms.yaml, paper.yaml) gives them up.
+        budget = {"train": {"steps": self.steps, "epochs": None, "seed": seed, "device": self.device}}
         try:
             mapping = apply_overrides(read_config_file(self.path(chosen.config)), (*self.set, *chosen.set))
             return experiment_from_mapping(merge(merge(mapping, budget), settings))

@@ -170,7 +170,7 @@ def _seed_dice(arm_section: Dict[str, Any], subsets: Sequence[str]) -> np.ndarra
 # -- markdown --------------------------------------------------------------------------------
 
 
-def _finished_runs(report: Dict[str, Any]) -> str:
+def finished_runs(report: Dict[str, Any]) -> str:
     """Which arm-seed runs this report holds: all planned, or a partial study's list."""
     planned = len(report["arms"]) * len(report["seeds"])
     held: Dict[str, set] = {}
@@ -196,7 +196,7 @@ def render_markdown(report: Dict[str, Any], figures: Dict[str, Path]) -> str:
         "",
         f"Every arm trains for {report['steps']} steps with seeds {', '.join(map(str, report['seeds']))} "
         f"on the same {data['train_cases']} training and {data['val_cases']} validation cases; the model "
-        f"evaluated is {MODEL_CHOSEN[report['model']]}. {_finished_runs(report)} "
+        f"evaluated is {MODEL_CHOSEN[report['model']]}. {finished_runs(report)} "
         f"Training sources: {'; '.join(json.dumps(s) for s in data['train_sources'])}.",
         "",
         f"Paired differences to the reference arm ({report['reference']}): {report['statistics']}. "
