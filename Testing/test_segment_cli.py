@@ -229,3 +229,32 @@ def test_a_batch_killed_midway_finishes_on_restart_without_redoing_cases(
         assert sitk.ReadImage(str(outputs / f"{case}.nii.gz")).GetSize() == (64, 64, 48)
         assert json.loads((outputs / f"{case}.json").read_text())["sequences"]
     assert {name: (outputs / name).stat().st_mtime_ns for name in finished} == finished
+
+
+def test_without_t1gd_the_output_and_summary_say_enhancing_tumour_is_unreliable(
+    phantom_root, tiny_model_file, tmp_path, capsys
+):
+    out, summary = tmp_path / "labels.nii.gz", tmp_path / "summary.json"
+    arguments = [
+        "segment",
+        "--flair",
+        str(case_file(phantom_root, "flair")),
+        "--t2",
+        str(case_file(phantom_root, "t2")),
+    ]
+    arguments += [
+        "-o",
+        str(out),
+        "--summary",
+        str(summary),
+        "--model",
+        str(tiny_model_file),
+        "--device",
+        "cpu",
+    ]
+    assert main(arguments) == 0
+    printed = capsys.readouterr().out
+    trust = json.loads(summary.read_text())["trust"]
+    unreliable = [w for w in trust["warnings"] if w.startswith("ET from FLAIR+T2")]
+    assert unreliable and "shown, but unreliable" in unreliable[0]
+    assert f"Warning: {unreliable[0]}" in printed
