@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("trame_slicer")
 
-from slicer_helpers import add_volume, double_command, segment_mask, tumour_array  # noqa: E402
+from slicer_helpers import add_volume, double_logic, segment_mask, tumour_array  # noqa: E402
 
 
 @pytest.fixture
@@ -23,15 +23,7 @@ def app():
 
 @pytest.fixture
 def logic(app, tmp_path):
-    from MSTKDSegmentLib import SegmentationLogic
-
-    return SegmentationLogic(
-        app.scene,
-        app.segmentations_logic,
-        app.volumes_logic,
-        command=double_command(),
-        work_folder=str(tmp_path),
-    )
+    return double_logic(app, tmp_path)
 
 
 def exam(app):
