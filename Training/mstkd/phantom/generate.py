@@ -218,8 +218,7 @@ def write_case(
     if class_maps:
         files[class_map_path(Case(folder.name, {}, folder=folder))] = case.classes
     marker = folder / HELD_OUT_MARKER if get_generator(case.generator).held_out else None
-    check_case_paths(case.index, out_dir, chosen.name, case.native_labels is not None, overwrite)
-    for path in files:  # the side files (class maps, a head's brain masks) besides the case's images
+    for path in files:  # the case's images (case_paths) and its side files: class map, brain masks
         check_replaceable(path, lambda p: is_ours(p, PHANTOM), overwrite, "phantom image")
     created = missing_folders([*files, *([marker] if marker else [])])
     written: List[Path] = []
