@@ -29,7 +29,7 @@ SUBSETS = ["all", "FLAIR+T2"]
 
 
 def write_study(folder: Path, phantom_root: Path, **changes) -> Path:
-    """A two-arm tiny study on three phantoms, tested on two others and on two generated ones."""
+    """A two-arm tiny study on three phantoms, tested on two others and on two out-of-distribution ones."""
     train = write_split(folder / "train.txt", ["BraTS2021_00000", "BraTS2021_00001", "BraTS2021_00002"])
     test = write_split(folder / "test.txt", ["BraTS2021_00003", "BraTS2021_00004"])
     study = {
@@ -50,7 +50,7 @@ def write_study(folder: Path, phantom_root: Path, **changes) -> Path:
             "split": {"fractions": [0.67, 0.33], "seed": 1},
             "test": {
                 "held_out": {"root": str(phantom_root), "split": test.name},
-                "generated": {"phantoms": {"cases": 2, "seed": 5, "shape": [48, 48, 32]}},
+                "generated": {"phantoms": {"cases": 2, "seed": 5, "shape": [48, 48, 32], "generator": "ood"}},
             },
         },
         "steps": STEPS,
@@ -175,6 +175,16 @@ def test_a_test_set_that_shares_a_case_with_training_is_refused(phantom_root, tm
     write_split(tmp_path / "test.txt", ["BraTS2021_00002", "BraTS2021_00003"])
     assert main(["study", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
     assert "Test set 'held_out' shares 1 case(s) with the training sources" in capsys.readouterr().err
+
+
+def test_held_out_phantoms_are_refused_as_training_data(phantom_root, tmp_path, capsys):
+    config = write_study(tmp_path, phantom_root)
+    study = yaml.safe_load(config.read_text())
+    study["data"]["train"].append({"phantoms": {"cases": 2, "seed": 5, "generator": "ood"}})
+    config.write_text(yaml.safe_dump(study))
+    assert main(["study", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert "held-out test set: name them under test:, not train:" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_study_budget_overrides_a_config_that_counts_epochs():

@@ -8,11 +8,12 @@
     set: [train.learning_rate=0.001]   # overrides for every arm, applied before the arm's own
     data:
       train:                       # one or more sources, pooled
-        - phantoms: {cases: 40, seed: 1000, shape: [120, 120, 78]}
+        - phantoms: {cases: 40, seed: 1000, shape: [120, 120, 78]}   # generator: standard, class_maps: false
         - root: /data/BraTS2021    # a folder of cases; `split: FILE` keeps the listed ones
       split: {fractions: [0.9, 0.1], seed: 42}   # or {train: FILE, val: FILE} (case ids)
       test:                        # named test sets, never trained or validated on
         in_distribution: {phantoms: {cases: 10, seed: 2000, shape: [120, 120, 78]}}
+        out_of_distribution: {phantoms: {cases: 10, seed: 9000, shape: [120, 120, 78], generator: ood}}
     steps: 600
     seeds: [1, 2]
     device: auto
@@ -32,6 +33,7 @@ from mstkd.conventions import parse_subsets
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, experiment_from_mapping
 from mstkd.metrics import DEFAULT_METRIC_CONVENTION, metric_convention
+from mstkd.phantom.generators import DEFAULT_GENERATOR, get_generator
 from mstkd.phantom.grid import BRATS_SIZE, check_size
 from mstkd.phantom.layout import DEFAULT_LAYOUT, get_layout
 from mstkd.typed_config import apply_overrides, from_mapping, merge, read_config_file
@@ -42,18 +44,21 @@ FOLDER = "folder"
 
 @dataclass(frozen=True)
 class PhantomRecipe:
-    """`mstkd phantom` settings: cases 0..cases-1 of `seed` on a grid of `shape`."""
+    """`mstkd phantom` settings: cases 0..cases-1 of `seed` on a grid of `shape`, by `generator`."""
 
     cases: int
     seed: int
     shape: Tuple[int, int, int] = BRATS_SIZE
     layout: str = DEFAULT_LAYOUT
+    generator: str = DEFAULT_GENERATOR
+    class_maps: bool = False
 
     def __post_init__(self) -> None:
         if self.cases < 1 or self.seed < 0:
             raise ValueError(f"phantoms need cases >= 1 and seed >= 0 (got {self.cases}, {self.seed})")
         check_size(self.shape)
         get_layout(self.layout)
+        get_generator(self.generator)
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,12 @@ class StudyData:
             raise ValueError("list at least one training source under train:")
         if not self.test:
             raise ValueError("name at least one test set under test:, e.g. in_distribution: {phantoms: ...}")
+        for source in self.train:
+            if source.phantoms is not None and get_generator(source.phantoms.generator).held_out:
+                raise ValueError(
+                    f"the {source.phantoms.generator!r} phantoms are a held-out test set: "
+                    "name them under test:, not train:"
+                )
 
 
 @dataclass(frozen=True)
