@@ -78,3 +78,16 @@ def test_the_gpu_suite_skips_cleanly_without_a_gpu(tmp_path, capsys):
     assert "skipped" in capsys.readouterr().out
     written = json.loads((tmp_path / "all.json").read_text())
     assert written["parts"] == [] and "GPU" in written["skipped"]
+
+
+def test_bench_inference_times_both_memory_layouts_side_by_side(tmp_path, capsys):
+    out = tmp_path / "layouts.json"
+    arguments = ["bench", "inference", "--config", str(TINY), "--device", "cpu", "--shape", "48,48,32"]
+    arguments += ["--sequences", "flair,t2", "--beside-default-layout", "--repeats", "1", "--json", str(out)]
+    assert main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "default s" in printed and "differing voxels" in printed
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["sequences"] == ["flair", "t2"] and row["layout"] == "channels_last"
+    assert row["ratio"] == pytest.approx(row["median_s"] / row["default_median_s"])
+    assert 0 <= row["differing_voxels"] <= 48 * 48 * 32 and row["repeats"] == 1

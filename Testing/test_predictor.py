@@ -177,3 +177,17 @@ def test_the_label_rule_is_the_models_unless_the_caller_chooses_another(
     assert np.array_equal(exclusive_regions["WT"], independent_regions["WT"])
     for region in ("TC", "ET"):
         assert not (exclusive_regions[region] & ~independent_regions[region]).any()
+
+
+@pytest.mark.parametrize("layout", ["default", "channels_last"])
+def test_the_network_segments_in_the_memory_layout_asked_for(tiny_model_file, phantom_root, layout):
+    chosen = Predictor(tiny_model_file, device="cpu", layout=layout)
+    chosen.segment({"flair": case_file(phantom_root, "flair")})
+    weights = [p for p in chosen.model.network.parameters() if p.dim() == 5]
+    memory_format = torch.channels_last_3d if layout == "channels_last" else torch.contiguous_format
+    assert weights and all(w.is_contiguous(memory_format=memory_format) for w in weights)
+
+
+def test_an_unknown_memory_layout_is_refused_before_the_model_loads(tmp_path):
+    with pytest.raises(MSTKDError, match="Unknown memory layout 'nhwc'; choose auto, default, channels_last"):
+        Predictor(tmp_path / "no-such-model.safetensors", device="cpu", layout="nhwc")

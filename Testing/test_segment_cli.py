@@ -8,12 +8,14 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from mstkd.cli import main as cli_main
 from mstkd.cli.main import USER_ERROR_STATUS, main
 from mstkd.files import sha256_of
 from mstkd.imageio import image_to_array
@@ -258,3 +260,38 @@ def test_without_t1gd_the_output_and_summary_say_enhancing_tumour_is_unreliable(
     unreliable = [w for w in trust["warnings"] if w.startswith("ET from FLAIR+T2")]
     assert unreliable and "shown, but unreliable" in unreliable[0]
     assert f"Warning: {unreliable[0]}" in printed
+
+
+def test_a_segment_process_that_skips_teardown_still_reports_its_error_and_status(tmp_path):
+    missing = tmp_path / "missing.nii.gz"
+    command = [
+        sys.executable,
+        "-m",
+        "mstkd",
+        "segment",
+        "--flair",
+        str(missing),
+        "-o",
+        str(tmp_path / "l.nii.gz"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == USER_ERROR_STATUS
+    assert (
+        done.stderr.splitlines()[-1]
+        == f"mstkd segment: error: Image file not found: {missing}. Check the path."
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_teardown_is_only_skipped_when_nothing_else_runs(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)
+    worker.start()
+    try:
+        assert not cli_main._nothing_left_running()
+    finally:
+        release.set()
+        worker.join()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert not cli_main._nothing_left_running()

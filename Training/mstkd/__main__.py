@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from mstkd.cli.main import entry
 
-from mstkd.cli.main import main
-
-sys.exit(main())
+entry()

@@ -140,9 +140,21 @@ def inference_layout(device: torch.device) -> str:
     return "channels_last" if device.type == "cpu" else "default"
 
 
-def inference_memory_format(device: torch.device) -> torch.memory_format:
-    """The torch memory format of `inference_layout(device)`."""
-    return LAYOUTS[inference_layout(device)]
+def inference_memory_format(device: torch.device, layout: str = "auto") -> torch.memory_format:
+    """The torch memory format of `resolve_layout(device, layout)`."""
+    return LAYOUTS[resolve_layout(device, layout)]
+
+
+def resolve_layout(device: torch.device, layout: str) -> str:
+    """`layout` (a key of LAYOUTS), or for "auto" the one inference runs fastest in on `device`."""
+    return inference_layout(device) if check_layout(layout) == "auto" else layout
+
+
+def check_layout(layout: str) -> str:
+    """`layout` when it is "auto" or a key of LAYOUTS; else an error naming the choices."""
+    if layout != "auto" and layout not in LAYOUTS:
+        raise MSTKDError(f"Unknown memory layout {layout!r}; choose auto, {', '.join(LAYOUTS)}.")
+    return layout
 
 
 def cpu_flags() -> FrozenSet[str]:

@@ -9,18 +9,20 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from mstkd.bench.measure import BYTES_PER_MIB, PeakRSS, measure
+from mstkd.bench.measure import BYTES_PER_MIB, PeakRSS, measure, synchronise
 from mstkd.checkpoint import model_metadata, save_checkpoint
 from mstkd.conventions import DEFAULT_LABELS, SEQUENCES, Subset, make_subset
-from mstkd.devices import inference_precision
+from mstkd.devices import inference_precision, resolve_layout
 from mstkd.errors import MSTKDError
 from mstkd.experiment import ExperimentConfig, build_inference_network
+from mstkd.imageio import image_to_array
 from mstkd.inference.output import write_result
 from mstkd.inference.predictor import Predictor
 
@@ -48,6 +50,24 @@ class InferenceRow:
     peak_cuda_mib: Optional[float]
     device: str
     precision: str
+
+
+@dataclass(frozen=True)
+class LayoutComparison:
+    """One subset end to end with the network in the device's fastest layout and in PyTorch's default.
+
+    Both predictors load the same model file; their runs alternate, so that a change in the
+    machine's load falls on both.
+    """
+
+    sequences: Tuple[str, ...]
+    layout: str  # the device's fastest, `devices.inference_layout`
+    median_s: float
+    default_median_s: float
+    ratio: float  # median_s / default_median_s
+    repeats: int
+    differing_voxels: int  # label voxels that differ between the two
+    tumour_voxels: int  # labelled voxels in the fastest layout's labels (0: nothing to differ on)
 
 
 def write_bench_case(folder: Path, shape: Sequence[int]) -> Dict[str, Path]:
@@ -90,16 +110,59 @@ def bench_inference(
     out_dir: Path,
     repeats: int,
     report: Callable[[InferenceRow], None] = lambda row: None,
+    subsets: Sequence[Subset] = BENCH_SUBSETS,
 ) -> List[InferenceRow]:
-    """Time segment + write for each subset of BENCH_SUBSETS (one warm-up run each), and its peak memory.
+    """Time segment + write for each subset (one warm-up run each), and its peak memory.
 
     `report` receives each row as soon as it is measured.
     """
     rows = []
-    for subset in BENCH_SUBSETS:
+    for subset in subsets:
         rows.append(_bench_subset(predictor, subset, files, out_dir, repeats))
         report(rows[-1])
     return rows
+
+
+def compare_layouts(
+    fast: Predictor, default: Predictor, subset: Subset, files: Dict[str, Path], out_dir: Path, repeats: int
+) -> LayoutComparison:
+    """Segment + write `subset` with each predictor, alternating, after one warm-up run of each."""
+    chosen = {s: files[s] for s in subset.sequences}
+    times: Dict[str, List[float]] = {"fast": [], "default": []}
+    labels = {}
+    for run in range(repeats + 1):
+        for name, predictor in (("default", default), ("fast", fast)):
+            start = time.perf_counter()
+            result = predictor.segment(chosen)
+            write_result(result, out_dir / f"{name}.nii.gz")
+            synchronise(predictor.device)
+            if run:
+                times[name].append(time.perf_counter() - start)
+            labels[name] = image_to_array(result.labels)
+    return LayoutComparison(
+        sequences=subset.sequences,
+        layout=resolve_layout(fast.device, fast.layout),
+        median_s=statistics.median(times["fast"]),
+        default_median_s=statistics.median(times["default"]),
+        ratio=statistics.median(times["fast"]) / statistics.median(times["default"]),
+        repeats=repeats,
+        differing_voxels=int((labels["fast"] != labels["default"]).sum()),
+        tumour_voxels=int((labels["fast"] != 0).sum()),
+    )
+
+
+def format_layout_table(comparisons: Sequence[LayoutComparison]) -> str:
+    """The comparisons as a fixed-width text table."""
+    lines = [
+        f"{'sequences':<20}{'layout':<15}{'median s':>9}{'default s':>10}{'ratio':>7}"
+        f"{'differing voxels':>18}{'tumour voxels':>15}"
+    ]
+    for c in comparisons:
+        lines.append(
+            f"{'+'.join(c.sequences):<20}{c.layout:<15}{c.median_s:>9.2f}{c.default_median_s:>10.2f}"
+            f"{c.ratio:>7.2f}{c.differing_voxels:>18}{c.tumour_voxels:>15}"
+        )
+    return "\n".join(lines)
 
 
 def format_table(rows: Sequence[InferenceRow]) -> str:

@@ -54,7 +54,7 @@ def measure(run: Callable[[], None], device: torch.device, repeats: int, warmup:
     """Run `run` warmup + repeats times; time each repeat and track peak memory."""
     for _ in range(warmup):
         run()
-    _synchronise(device)
+    synchronise(device)
     times: List[float] = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -72,11 +72,12 @@ def measure(run: Callable[[], None], device: torch.device, repeats: int, warmup:
 def _timed(run: Callable[[], None], device: torch.device) -> float:
     start = time.perf_counter()
     run()
-    _synchronise(device)
+    synchronise(device)
     return time.perf_counter() - start
 
 
-def _synchronise(device: torch.device) -> None:
+def synchronise(device: torch.device) -> None:
+    """Wait for the work queued on a GPU (nothing to wait for on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

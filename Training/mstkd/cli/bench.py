@@ -63,6 +63,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--shape", default="240,240,155", metavar="X,Y,Z", help="phantom size (default BraTS)"
     )
     inference.add_argument(
+        "--sequences",
+        metavar="SUBSET",
+        help="one subset instead of the four nested ones, e.g. flair,t2",
+    )
+    inference.add_argument(
+        "--beside-default-layout",
+        action="store_true",
+        help=(
+            "instead of the per-stage table, time each subset end to end with the network in the "
+            "device's fastest memory layout and in PyTorch's default, alternating, and print their "
+            "ratio and how many label voxels differ"
+        ),
+    )
+    inference.add_argument(
         "--json", type=Path, help="also write the figures to this JSON file (after each row)"
     )
     inference.set_defaults(run=run_inference)
@@ -255,8 +269,17 @@ def run_inference(args: argparse.Namespace) -> int:
     """Generate the exam, measure each subset, print the table, then the JSON."""
     import tempfile
 
-    from mstkd.bench.inference import bench_inference, export_untrained, format_table, write_bench_case
+    from mstkd.bench.inference import (
+        BENCH_SUBSETS,
+        bench_inference,
+        compare_layouts,
+        export_untrained,
+        format_layout_table,
+        format_table,
+        write_bench_case,
+    )
     from mstkd.bench.measure import machine
+    from mstkd.conventions import parse_subset
     from mstkd.experiment import load_experiment
     from mstkd.inference.predictor import Predictor
     from mstkd.phantom.grid import parse_size
@@ -294,8 +317,19 @@ def run_inference(args: argparse.Namespace) -> int:
             report["rows"].append(dataclasses.asdict(row))
             _write_json(args.json, report)
 
-        rows = bench_inference(predictor, files, folder / "out", max(1, args.repeats), keep)
-    print(format_table(rows))
+        subsets = [parse_subset(args.sequences)] if args.sequences else BENCH_SUBSETS
+        if args.beside_default_layout:
+            default = Predictor(model, args.device, precision=args.precision, layout="default")
+            comparisons = []
+            for subset in subsets:
+                comparisons.append(
+                    compare_layouts(predictor, default, subset, files, folder / "out", max(1, args.repeats))
+                )
+                keep(comparisons[-1])
+            print(format_layout_table(comparisons))
+        else:
+            rows = bench_inference(predictor, files, folder / "out", max(1, args.repeats), keep, subsets)
+            print(format_table(rows))
     print(json.dumps(report))
     return 0
 
@@ -317,7 +351,6 @@ def run_engine(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="mstkd-bench-") as scratch:
         folder = Path(scratch)
         inputs = write_nrrd_inputs(write_bench_case(folder / "exam", shape), sequences, folder / "inputs")
-        (folder / "out").mkdir()
         times = bench_engine(inputs, folder / "out", args.model, args.device, args.runs)
     print(
         f"mstkd bench engine: model {args.model}, device {args.device}, exam {'x'.join(map(str, shape))} "

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -29,6 +32,10 @@ SUBCOMMANDS = {
 
 # A command ended by a signal exits with 128 + its number, as a shell reports it.
 SIGNAL_STATUS_BASE = 128
+# Commands whose process may end without the interpreter's teardown once they return: every
+# output written, flushed to disk and checked, nothing left running. Tearing down PyTorch's
+# modules took 0.3-0.5 s of each `mstkd segment` on a 2-core CPU, a tenth of what a user waits.
+TEARDOWN_FREE_COMMANDS = ("segment",)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -58,6 +65,27 @@ def build_parser(commands: Sequence[str] = tuple(SUBCOMMANDS)) -> argparse.Argum
     for command in commands:
         importlib.import_module(SUBCOMMANDS[command]).register(subparsers)
     return parser
+
+
+def entry() -> NoReturn:
+    """The `mstkd` executable and `python -m mstkd`: run the command line, then exit with its status.
+
+    A command of TEARDOWN_FREE_COMMANDS, run alone (no torchrun, thread or child process left),
+    exits at once after flushing the standard streams and the logs.
+    """
+    status = main()
+    if sys.argv[1:2] and sys.argv[1] in TEARDOWN_FREE_COMMANDS and _nothing_left_running():
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
+def _nothing_left_running() -> bool:
+    """No other thread, child process or torchrun group that a normal exit would wait for or end."""
+    alone = "WORLD_SIZE" not in os.environ
+    return alone and threading.active_count() == 1 and not multiprocessing.active_children()
 
 
 def main(argv: Optional[List[str]] = None) -> int:

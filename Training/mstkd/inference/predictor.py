@@ -29,7 +29,13 @@ from mstkd.conventions import (
     convert_labels,
     label_convention,
 )
-from mstkd.devices import inference_memory_format, inference_precision, mps_available, resolve_device
+from mstkd.devices import (
+    check_layout,
+    inference_memory_format,
+    inference_precision,
+    mps_available,
+    resolve_device,
+)
 from mstkd.errors import MSTKDError
 from mstkd.imageio import array_to_image, image_to_array
 from mstkd.inference.events import SPANS, ProgressCallback, ProgressTracker, StageReport
@@ -61,7 +67,8 @@ class Predictor:
 
     Labels follow the model's own label rule and post-processing (recorded in its file);
     `label_rule` ('exclusive', 'independent', 'argmax') and `et_min_voxels` override them.
-    `precision` is auto (bf16 on a GPU with bf16 tensor cores, else fp32), fp32 or bf16.
+    `precision` is auto (bf16 on a GPU with bf16 tensor cores, else fp32), fp32 or bf16; `layout`
+    the network's memory layout, auto (the device's fastest), default or channels_last.
     """
 
     def __init__(
@@ -74,10 +81,12 @@ class Predictor:
         label_rule: Optional[str] = None,
         et_min_voxels: Optional[int] = None,
         precision: str = "auto",
+        layout: str = "auto",
     ) -> None:
         self.device = resolve_device(device)
         inference_precision(self.device, precision)  # an unknown precision fails before loading
         self.precision = precision
+        self.layout = check_layout(layout)
         tracker = ProgressTracker(progress)
 
         def downloading(done: int, total: int) -> None:
@@ -258,8 +267,8 @@ class Predictor:
         return labels, device, fallbacks, step
 
     def _place(self, device: torch.device) -> None:
-        """The network on `device`, in the memory layout it runs fastest there."""
-        self.model.network.to(device, memory_format=inference_memory_format(device))
+        """The network on `device`, in the chosen memory layout (auto: the one it runs fastest there)."""
+        self.model.network.to(device, memory_format=inference_memory_format(device, self.layout))
 
 
 def run_with_fallback(
