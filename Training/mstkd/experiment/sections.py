@@ -89,15 +89,23 @@ class DataConfig:
     # Share of samples whose images are drawn from the case's class map (domain randomisation,
     # `training.synthesis`; phantoms written with --class-maps); the rest use the case's images.
     synthesis: float = 0.0
+    # Share of those synthesised samples whose tumour is replaced by one of random geometry
+    # (`training.tumour_shapes`: foci, rims, cores and oedema drawn from wide rules).
+    synthetic_tumours: float = 0.0
     cache_rate: float = 1.0
     workers: int = 2
     augmentation: Augmentation = field(default_factory=Augmentation)
 
     def __post_init__(self) -> None:
         label_convention(self.labels)
-        for name in ("foreground_ratio", "synthesis"):
+        for name in ("foreground_ratio", "synthesis", "synthetic_tumours"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise MSTKDError(f"data.{name} must lie in [0, 1], not {getattr(self, name)}.")
+        if self.synthetic_tumours > 0 and self.synthesis == 0:
+            raise MSTKDError(
+                "data.synthetic_tumours redraws the tumour of synthesised samples only; "
+                "set data.synthesis above 0 too."
+            )
         if self.crop not in CROPS:
             raise MSTKDError(f"data.crop must be one of {', '.join(CROPS)}, not {self.crop!r}.")
         if self.normalisation not in NORMALISATIONS:

@@ -147,10 +147,15 @@ def training_transform(
     images = [STUDENT, TEACHER] if with_teacher else [STUDENT]
     keys = [*images, LABEL]
     a = data.augmentation
+    labels = label_convention(data.labels)
     acquisition = acquisition_transforms(a)
     return Compose(
         [
-            *([SynthesiseSequencesd(RAW, CLASSES, data.synthesis)] if data.synthesis > 0 else []),
+            *(
+                [SynthesiseSequencesd(RAW, CLASSES, data.synthesis, LABEL, labels, data.synthetic_tumours)]
+                if data.synthesis > 0
+                else []
+            ),
             *([AugmentSequencesd(RAW, acquisition)] if acquisition else []),
             SampleSubsetd(with_teacher, subsets, data.normalisation),
             SpatialPadd(keys, spatial_size=patch),

@@ -6,19 +6,20 @@ oedema brighter than white matter on FLAIR and T2, enhancing tumour brighter tha
 white matter on T1Gd, CSF dark on FLAIR and T1, ...). The network so learns these relations and
 the shapes, not one generator's contrast table. A smooth texture of random scale and strength per
 class and a partial-volume blur follow; acquisition artefacts (bias, gamma, noise, resolution) are
-the augmentations of `training.augment`, which apply to real images as well.
+the augmentations of `training.augment`, which apply to real images as well. The tumour itself
+can be redrawn too (`training.tumour_shapes`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Hashable, Mapping, Tuple
+from typing import Any, Dict, Hashable, Mapping, Optional, Tuple
 
 import numpy as np
-import torch
 from monai.transforms import MapTransform, Randomizable
 from scipy import ndimage
 
-from mstkd.conventions import PHANTOM_CLASSES, SEQUENCES
+from mstkd.conventions import PHANTOM_CLASSES, SEQUENCES, LabelConvention
+from mstkd.training.tumour_shapes import labels_from_classes, random_tumour, smooth_noise
 
 # (brighter, darker) pairs per sequence.
 ORDERINGS: Dict[str, Tuple[Tuple[str, str], ...]] = {
@@ -66,16 +67,6 @@ def draw_means(rng: np.random.Generator, sequence: str) -> Dict[str, float]:
             return dict(zip(CLASS_NAMES, (float(v) for v in candidates[found[0]])))
 
 
-def _smooth_field(rng: np.random.Generator, shape: Tuple[int, ...]) -> np.ndarray:
-    """Unit-variance noise drawn on a coarse grid and interpolated: texture blobs of random size."""
-    coarseness = rng.uniform(*TEXTURE_COARSENESS)
-    coarse = [max(2, int(np.ceil(n / coarseness))) for n in shape]
-    noise = torch.from_numpy(rng.standard_normal(coarse, dtype=np.float32))[None, None]
-    field = torch.nn.functional.interpolate(noise, size=tuple(shape), mode="trilinear", align_corners=False)
-    field = field[0, 0].numpy()
-    return field / max(float(field.std()), 1e-6)
-
-
 def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(4, ...) float32 images in canonical sequence order from a class map; 0 outside the brain."""
     brain = classes > 0
@@ -88,7 +79,7 @@ def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         for name, value in PHANTOM_CLASSES.items():
             lookup[value] = means[name]
             strength[value] = rng.uniform(*TEXTURE_STRENGTH)
-        texture = 1.0 + strength[classes] * _smooth_field(rng, classes.shape)
+        texture = 1.0 + strength[classes] * smooth_noise(rng, classes.shape, TEXTURE_COARSENESS)
         image = ndimage.gaussian_filter(lookup[classes] * texture, sigma)
         images[channel] = np.where(brain, np.maximum(image, FLOOR), 0.0)
     return images
@@ -97,22 +88,41 @@ def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class SynthesiseSequencesd(Randomizable, MapTransform):
     """With probability `probability`, replace the raw sequences by images drawn from the class map.
 
-    The class map key is dropped either way; the label map is untouched (it derives from the same
-    class map, so images and labels agree voxel for voxel).
+    Of those samples, a share `tumours` first gets a tumour of random geometry in place of its own
+    (`tumour_shapes.random_tumour`), and its label map is redrawn from the new class map. The
+    class map key is dropped either way; otherwise the label map is untouched (it derives from the
+    same class map, so images and labels agree voxel for voxel).
     """
 
-    def __init__(self, raw_key: str, classes_key: str, probability: float) -> None:
+    def __init__(
+        self,
+        raw_key: str,
+        classes_key: str,
+        probability: float,
+        label_key: str = "label",
+        labels: Optional[LabelConvention] = None,
+        tumours: float = 0.0,
+    ) -> None:
         super().__init__(keys=[classes_key])
         self.raw_key, self.classes_key, self.probability = raw_key, classes_key, probability
+        self.label_key, self.labels, self.tumours = label_key, labels, tumours
+        if tumours > 0 and labels is None:
+            raise ValueError("random tumours need the label convention to redraw the label map in")
 
     def randomize(self, data: Any = None) -> None:
         self.apply = self.R.random_sample() < self.probability
         self.seed = int(self.R.randint(2**31))
+        self.new_tumour = self.tumours > 0 and self.R.random_sample() < self.tumours
 
     def __call__(self, sample: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
         self.randomize()
         out = {k: v for k, v in sample.items() if k != self.classes_key}
         if self.apply:
             classes = np.asarray(sample[self.classes_key])[0].astype(np.intp)
-            out[self.raw_key] = synthesise(classes, np.random.default_rng(self.seed))
+            rng = np.random.default_rng(self.seed)
+            if self.new_tumour:
+                assert self.labels is not None
+                classes = random_tumour(classes, rng)
+                out[self.label_key] = labels_from_classes(classes, self.labels)[None]
+            out[self.raw_key] = synthesise(classes, rng)
         return out
