@@ -65,6 +65,20 @@ def test_a_bundled_file_entry_resolves_to_its_verified_file(resources):
     assert resolved.entry is not None and resolved.entry.intended_use == "tests only"
 
 
+def test_a_bare_name_means_the_registry_model_even_beside_a_folder_of_that_name(
+    resources, tmp_path, monkeypatch
+):
+    payload = b"weights" * 100
+    (resources / "models" / "demo.safetensors").write_bytes(payload)
+    write_registry(resources, entry("demo", payload, file="demo.safetensors"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # e.g. the output folder of an earlier `mstkd demo --out demo`
+    (tmp_path / "other").mkdir()
+    assert resolve_model("demo").path == resources / "models" / "demo.safetensors"
+    with pytest.raises(MSTKDError, match="--model other is a folder; give the model file itself"):
+        resolve_model("other")
+
+
 def test_a_tampered_bundled_file_is_refused(resources):
     payload = bytearray(b"weights" * 100)
     write_registry(resources, entry("demo", bytes(payload), file="demo.safetensors"))

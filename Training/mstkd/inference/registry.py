@@ -128,7 +128,9 @@ def resolve_model(
     `registry` is the registry file to use (default: Resources/models/registry.json).
     """
     path = Path(model).expanduser()
-    if path.is_dir():
+    text = str(model).strip()
+    # A folder is never a model: a bare name that is also a folder here still means the registry's model.
+    if path.is_dir() and not (_looks_like_a_name(text) and _is_registered(text, registry)):
         inside = sorted(p.name for p in path.glob(f"*{MODEL_SUFFIX}"))
         found = f" (it holds {', '.join(inside[:3])})" if inside else ""
         raise MSTKDError(
@@ -147,7 +149,6 @@ def resolve_model(
             if entry.sha256 == digest:
                 return ResolvedModel(path, entry.name, entry.sha256, entry)
         return ResolvedModel(path, _model_name(path))
-    text = str(model).strip()
     if not _looks_like_a_name(text):
         names = _names(entry for entry, _ in _readable_entries(registry))
         raise MSTKDError(f"Model file not found: {path}. Check the path, or use a registry name ({names}).")
@@ -287,6 +288,11 @@ def _reason(error: BaseException) -> str:
 
 def _names(entries: Iterable[ModelEntry]) -> str:
     return ", ".join(e.name for e in entries) or "none (the registry lists no models yet)"
+
+
+def _is_registered(name: str, registry: Optional[Path]) -> bool:
+    """Whether the (readable) registry has a model of this name, in any case."""
+    return any(entry.name.lower() == name.lower() for entry, _ in _readable_entries(registry))
 
 
 def _readable_entries(registry: Optional[Path]) -> List[Tuple[ModelEntry, Path]]:
