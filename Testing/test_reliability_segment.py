@@ -51,6 +51,7 @@ from faults import (
 )
 
 from mstkd.checkpoint import load_checkpoint, save_checkpoint
+from mstkd.errors import MSTKDError
 from mstkd.files import sha256_of
 
 CASE, OTHER = "BraTS2021_00002", "BraTS2021_00003"
@@ -890,3 +891,38 @@ def test_sigterm_in_the_middle_of_a_write_leaves_no_partial_file(exam, capsys, m
     status, out_text, err = segment(capsys, "--flair", exam.flair, "-o", out(exam), "--model", exam.model)
     assert status == 128 + signal.SIGTERM and "stopped by SIGTERM" in err
     assert snapshot(exam.folder) == before
+
+
+def test_a_failed_label_map_commit_removes_the_summary_and_a_two_file_brain_mask(tmp_path, monkeypatch):
+    import mstkd.files
+    from mstkd.inference.output import write_result
+    from mstkd.inference.result import SegmentationResult
+
+    grid = sitk.Image(8, 8, 8, sitk.sitkUInt8)
+    result = SegmentationResult(
+        labels=grid,
+        label_convention="brats2021",
+        volumes_ml={"NCR": 0.0, "ED": 0.0, "ET": 0.0, "WT": 0.0, "TC": 0.0},
+        sequences=("flair",),
+        reference="flair",
+        model_name="test",
+        model_path=tmp_path / "model.safetensors",
+        model_sha256="0" * 64,
+        device="cpu",
+        timings_s={},
+        steps=[],
+        brain_mask=grid,
+    )
+    replace = os.replace
+
+    def failing_for_the_label_map(source, target, *args, **kwargs):
+        if Path(target).name == "labels.nii.gz":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(target))
+        replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(mstkd.files.os, "replace", failing_for_the_label_map)
+    outputs = tmp_path / "out"
+    outputs.mkdir()
+    with pytest.raises(MSTKDError):
+        write_result(result, outputs / "labels.nii.gz", outputs / "s.json", brain_mask=outputs / "brain.nhdr")
+    assert sorted(p.name for p in outputs.iterdir()) == []

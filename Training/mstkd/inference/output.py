@@ -122,7 +122,8 @@ def write_result(
             labels.commit()
         except MSTKDError:
             for path in written:  # a summary without its label map would count as a finished case
-                Path(path).unlink()
+                for file in format_files(Path(path)):  # a .nhdr header and its voxel file
+                    file.unlink(missing_ok=True)
             raise
     finally:
         labels.discard()
