@@ -12,7 +12,7 @@ Train every arm of STUDY.yaml (an experiment config plus overrides each: the mod
 baseline, MST-KDNet, its ablations, MAG-MS, ...) at every seed on the same data, split and number
 of steps; evaluate each on the subsets of sequences of every named test set; write report.md,
 report.json and figures into --out: per-subset Dice and HD95 tables in the papers' order, each
-arm's paired per-case difference to the reference arm (Wilcoxon signed-rank test, bootstrap 95%%
+arm's paired per-case difference to the reference arm (Wilcoxon signed-rank test, bootstrap 95%
 confidence interval of the mean difference) per subset and over all subsets, Dice per subset per
 arm, and the training curves of all arms.
 
