@@ -177,6 +177,17 @@ def test_a_test_set_that_shares_a_case_with_training_is_refused(phantom_root, tm
     assert "Test set 'held_out' shares 1 case(s) with the training sources" in capsys.readouterr().err
 
 
+def test_a_folder_of_other_files_is_refused_as_the_study_folder(phantom_root, tmp_path, capsys):
+    config = write_study(tmp_path, phantom_root)
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "report.md").write_text("my own notes")
+    assert main(["study", "--config", str(config), "--out", str(papers)]) == 2
+    assert "holds files that are not a study's" in capsys.readouterr().err
+    assert sorted(p.name for p in papers.iterdir()) == ["report.md"]
+    assert (papers / "report.md").read_text() == "my own notes"
+
+
 def test_held_out_phantoms_are_refused_as_training_data(phantom_root, tmp_path, capsys):
     config = write_study(tmp_path, phantom_root)
     study = yaml.safe_load(config.read_text())

@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Tuple
 
+from mstkd.errors import MSTKDError
+
 SEED_PREFIX = "seed-"
+# What a study writes first into its folder; a folder holding files but none of these is not a study's.
+STUDY_ENTRIES = ("data", "splits", "runs", "evaluations")
 
 
 @dataclass(frozen=True)
@@ -14,6 +18,17 @@ class StudyFolder:
     """The layout of a study's output folder (`--out`)."""
 
     root: Path
+
+    def check_usable(self) -> None:
+        """Refuse a file, or a folder of other files, as the study folder: its report would replace them."""
+        if self.root.exists() and not self.root.is_dir():
+            raise MSTKDError(f"--out {self.root} is a file; give a new folder, or the folder of a study.")
+        foreign = self.root.is_dir() and any(self.root.iterdir())
+        if foreign and not any((self.root / entry).is_dir() for entry in STUDY_ENTRIES):
+            raise MSTKDError(
+                f"--out {self.root} holds files that are not a study's (no {', '.join(STUDY_ENTRIES)} "
+                "folder); give a new or empty folder, or the folder of the study to continue."
+            )
 
     def run(self, arm: str, seed: int) -> Path:
         """The training run folder of one arm and seed."""

@@ -29,6 +29,7 @@ def run_study(
             f"No arm named {', '.join(unknown)} in the study; its arms are {', '.join(study.arms)}."
         )
     folder = StudyFolder(Path(out))
+    folder.check_usable()
     if not report_only:
         cases = prepare_data(study, folder.root)
         # Seed by seed, so that a study stopped early has every arm at its first seeds.
