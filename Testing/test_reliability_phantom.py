@@ -121,6 +121,15 @@ ROWS = [
         r".*native/BraTS2021_00000_t2.nii.gz exists and is not a phantom image",
     ),
     Row(
+        "a-users-file-under-the-held-out-marker-name",
+        lambda p: (
+            (p.out / CASE).mkdir(parents=True),
+            (p.out / CASE / "held_out.json").write_text('{"mine": true}'),
+            p.args("--generator", "ood"),
+        )[2],
+        r".*held_out.json exists and is not a held-out marker written by mstkd",
+    ),
+    Row(
         "a-folder-under-a-case-file-name",
         lambda p: (p.case_file("flair").mkdir(parents=True), p.args())[1],
         r".*BraTS2021_00000_flair.nii.gz is a folder",

@@ -220,6 +220,8 @@ def write_case(
     marker = folder / HELD_OUT_MARKER if get_generator(case.generator).held_out else None
     for path in files:  # the case's images (case_paths) and its side files: class map, brain masks
         check_replaceable(path, lambda p: is_ours(p, PHANTOM), overwrite, "phantom image")
+    if marker is not None:
+        check_replaceable(marker, _is_held_out_marker, overwrite, "held-out marker")
     created = missing_folders([*files, *([marker] if marker else [])])
     written: List[Path] = []
     try:
@@ -281,6 +283,15 @@ def _case_files(case: PhantomCase, out_dir: PathLike, chosen: Layout) -> Dict[Pa
 def brain_mask_path(folder: PathLike, case_id: str) -> Path:
     """Where a case folder (or its native/ folder) keeps the true brain mask of a phantom with a head."""
     return Path(folder) / BRAIN_MASK_FOLDER / f"{case_id}_brainmask.nii.gz"
+
+
+def _is_held_out_marker(path: Path) -> bool:
+    """True for the JSON marker a held-out generator's case gets (its generator, seed and index)."""
+    try:
+        description = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(description, dict) and {"generator", "seed", "index"} <= set(description)
 
 
 def _in_convention(labels: sitk.Image, source: str, target: str) -> sitk.Image:
