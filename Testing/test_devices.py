@@ -18,7 +18,8 @@ from mstkd.errors import MSTKDError
 from mstkd.inference.device_check import check_device
 from mstkd.inference.events import ProgressEvent, TextWriter
 from mstkd.inference.predictor import run_with_fallback
-from mstkd.prediction.estimate import ModelSpeed, estimate_time, window_count
+from mstkd.prediction.estimate import ModelSpeed, estimate_time
+from mstkd.prediction.tiling import window_count
 
 
 def test_device_names_are_checked_once_for_every_front_end():

@@ -7,7 +7,8 @@ import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
-from mstkd.prediction.sliding import gaussian_weights, sliding_window, window_grid, window_starts
+from mstkd.prediction.sliding import gaussian_weights, sliding_window, window_grid
+from mstkd.prediction.tiling import window_starts
 
 
 def _network() -> nn.Module:

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Sequence, Tuple
 
+from mstkd.prediction.tiling import window_count
+
 # Read + preprocess + place the labels + write, per million input voxels, and one rigid
 # co-registration: `mstkd bench inference` on the 2-core development CPU (240 x 240 x 155 phantom).
 PREPARATION_S_PER_MVOX = 0.03
@@ -38,18 +40,6 @@ class TimeEstimate:
     windows: int
     inference_s: float
     preparation_s: float
-
-
-def window_count(size: Sequence[int], patch: Sequence[int], overlap: float) -> int:
-    """How many windows MONAI's sliding window runs over an image of `size` (padded up to `patch`)."""
-    count = 1
-    for side, window in zip(size, patch):
-        side = max(side, window)
-        if side == window:
-            continue
-        step = max(int(window * (1 - overlap)), 1)
-        count *= math.ceil((side - window) / step) + 1
-    return count
 
 
 def estimate_time(

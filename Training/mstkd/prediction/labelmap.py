@@ -11,8 +11,8 @@ from torch import nn
 from mstkd.conventions import LabelConvention
 from mstkd.experiment.sections import OutputConfig
 from mstkd.intensity import brain_mask
-from mstkd.prediction.estimate import window_count
 from mstkd.prediction.labelrule import probabilities_to_labels, remove_small_et
+from mstkd.prediction.tiling import window_count
 from mstkd.prediction.window import ScoreFunction, predict_scores, score_function
 
 Box = Tuple[slice, slice, slice]

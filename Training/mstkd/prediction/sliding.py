@@ -13,7 +13,6 @@ end, so a GPU runs the whole loop without waiting for the host.
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mstkd.experiment.sections import BLENDINGS, GAUSSIAN_BLENDING
+from mstkd.prediction.tiling import window_starts
 
 # The Gaussian's standard deviation as a fraction of the window's side (MONAI's default).
 SIGMA_SCALE = 0.125
@@ -28,15 +28,6 @@ SIGMA_SCALE = 0.125
 MIN_WEIGHT = 1e-3
 
 Window = Tuple[slice, ...]
-
-
-def window_starts(size: int, window: int, overlap: float) -> List[int]:
-    """Where the windows along one side of `size` voxels start (the last one flush with the end)."""
-    if size <= window:
-        return [0]
-    step = max(int(window * (1 - overlap)), 1)
-    count = math.ceil((size - window) / step) + 1
-    return [min(index * step, size - window) for index in range(count)]
 
 
 def window_grid(size: Sequence[int], patch: Sequence[int], overlap: float) -> List[Window]:
