@@ -130,7 +130,9 @@ def resolve_model(
     path = Path(model).expanduser()
     text = str(model).strip()
     # A folder is never a model: a bare name that is also a folder here still means the registry's model.
-    if path.is_dir() and not (_looks_like_a_name(text) and _is_registered(text, registry)):
+    if path.is_dir() and not (
+        _looks_like_a_name(text) and _named((entry for entry, _ in _readable_entries(registry)), text)
+    ):
         inside = sorted(p.name for p in path.glob(f"*{MODEL_SUFFIX}"))
         found = f" (it holds {', '.join(inside[:3])})" if inside else ""
         raise MSTKDError(
@@ -154,9 +156,9 @@ def resolve_model(
         raise MSTKDError(f"Model file not found: {path}. Check the path, or use a registry name ({names}).")
     registry = registry_path() if registry is None else Path(registry)
     entries = read_registry(registry)
-    for entry in entries:
-        if entry.name.lower() == text.lower():
-            return ResolvedModel(_entry_file(entry, registry.parent, report), entry.name, entry.sha256, entry)
+    entry = _named(entries, text)
+    if entry is not None:
+        return ResolvedModel(_entry_file(entry, registry.parent, report), entry.name, entry.sha256, entry)
     raise MSTKDError(
         f"'{text}' is neither a model file nor a model in the registry; give the path of a {MODEL_SUFFIX} "
         f"model file or one of: {_names(entries)}."
@@ -290,9 +292,9 @@ def _names(entries: Iterable[ModelEntry]) -> str:
     return ", ".join(e.name for e in entries) or "none (the registry lists no models yet)"
 
 
-def _is_registered(name: str, registry: Optional[Path]) -> bool:
-    """Whether the (readable) registry has a model of this name, in any case."""
-    return any(entry.name.lower() == name.lower() for entry, _ in _readable_entries(registry))
+def _named(entries: Iterable[ModelEntry], name: str) -> Optional[ModelEntry]:
+    """The entry of this name (names are case-insensitive), or None."""
+    return next((entry for entry in entries if entry.name.lower() == name.lower()), None)
 
 
 def _readable_entries(registry: Optional[Path]) -> List[Tuple[ModelEntry, Path]]:
