@@ -37,8 +37,14 @@ class Augmentation:
     rotate90_probability: float = 0.0
     gamma_probability: float = 0.0
     gamma_range: Tuple[float, float] = (0.7, 1.5)
+    # A random monotone curve through this many control points (MONAI's RandHistogramShift): a
+    # contrast no gamma reaches, between the image's minimum (0, outside the brain) and maximum.
+    intensity_curve_probability: float = 0.0
+    intensity_curve_points: Tuple[int, int] = (5, 10)
     bias_probability: float = 0.0
     bias_strength: float = 0.2  # Legendre coefficients (degree 3) of the log field, uniform in +-this
+    slice_gain_probability: float = 0.0
+    slice_gain_strength: float = 0.15  # each slice (or odd/even slices) times 1 + U(-this, this)
     blur_probability: float = 0.0
     blur_sigma: Tuple[float, float] = (0.3, 1.2)  # voxels, per axis
     noise_probability: float = 0.0

@@ -1,8 +1,9 @@
 """Training augmentations that keep what inference sees: 0 outside the brain, z-scores inside.
 
 Acquisition augmentations act on each raw sequence separately (each scan has its own bias field,
-resolution and noise), before the normalisation that inference uses: gamma, bias field, blur,
-noise, thick slices along a random axis, and lower resolution (MONAI transforms where they exist).
+resolution and noise), before the normalisation that inference uses: gamma, a random monotone
+intensity curve, bias field, uneven slice gains, blur, noise, thick slices along a random axis,
+and lower resolution (MONAI transforms where they exist).
 A sequence is first divided by its brain mean, so strengths are relative, and afterwards is 0
 outside its brain again (skull stripping follows acquisition). After normalisation and the crop
 come flips, a random affine and elastic deformation (images and labels together), and a scale
@@ -24,6 +25,7 @@ from monai.transforms import (
     RandBiasField,
     RandGaussianNoise,
     RandGaussianSmooth,
+    RandHistogramShift,
     Randomizable,
     RandomizableTransform,
     RandSimulateLowResolution,
@@ -63,15 +65,50 @@ class RandThickSlices(RandomizableTransform):
         return back[0]
 
 
+class RandSliceGain(RandomizableTransform):
+    """Uneven slice intensities along a random axis: each slice times its own gain 1 + U(-s, s),
+    or (interleaved acquisition) odd and even slices one gain each."""
+
+    def __init__(self, prob: float, strength: float) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.strength = strength
+        self.axis, self.gains = 0, np.ones(1, dtype=np.float32)
+
+    def randomize(self, slices: Sequence[int]) -> None:
+        super().randomize(None)
+        self.axis = int(self.R.randint(3))
+        count = slices[self.axis]
+        if self.R.random_sample() < 0.5:
+            self.gains = 1.0 + self.R.uniform(-self.strength, self.strength, size=count)
+        else:
+            pair = 1.0 + self.R.uniform(-self.strength, self.strength, size=2)
+            self.gains = pair[np.arange(count) % 2]
+
+    def __call__(self, img: torch.Tensor, randomize: bool = True) -> torch.Tensor:
+        volume = torch.as_tensor(img, dtype=torch.float32).as_subclass(torch.Tensor)
+        if randomize:
+            self.randomize(volume.shape[1:])
+        if not self._do_transform:
+            return volume
+        shape = [1, 1, 1]
+        shape[self.axis] = -1
+        return volume * torch.as_tensor(self.gains, dtype=torch.float32).view(1, *shape)
+
+
 def acquisition_transforms(a: Augmentation) -> List[Transform]:
     """The per-sequence acquisition augmentations switched on in `a` (probability > 0), in order."""
     blur = (a.blur_sigma[0], a.blur_sigma[1])
     candidates = [
         (a.gamma_probability, lambda p: RandAdjustContrast(prob=p, gamma=a.gamma_range)),
         (
+            a.intensity_curve_probability,
+            lambda p: RandHistogramShift(num_control_points=a.intensity_curve_points, prob=p),
+        ),
+        (
             a.bias_probability,
             lambda p: RandBiasField(coeff_range=(-a.bias_strength, a.bias_strength), prob=p),
         ),
+        (a.slice_gain_probability, lambda p: RandSliceGain(p, a.slice_gain_strength)),
         (a.blur_probability, lambda p: RandGaussianSmooth(sigma_x=blur, sigma_y=blur, sigma_z=blur, prob=p)),
         (a.noise_probability, lambda p: RandGaussianNoise(prob=p, std=a.noise_std)),
         (a.thick_slice_probability, lambda p: RandThickSlices(p, a.thick_slice_factor)),
