@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from monai.transforms import RandAdjustContrast, RandBiasField, RandGaussianNoise
+from monai.transforms import RandAdjustContrast, RandBiasField, RandGaussianNoise, RandHistogramShift
 from scipy import ndimage
 
 from mstkd.cases import CLASS_MAP_FOLDER, discover_cases
@@ -18,7 +18,7 @@ from mstkd.experiment import load_experiment
 from mstkd.experiment.sections import Augmentation, DataConfig
 from mstkd.intensity import normalise_sequences
 from mstkd.phantom import generate_case, write_phantoms
-from mstkd.training.augment import RandThickSlices, acquisition_transforms
+from mstkd.training.augment import RandSliceGain, RandThickSlices, acquisition_transforms
 from mstkd.training.data import LABEL, PRESENT, RAW, STUDENT, TrainingDataset, cached_transform, case_record
 from mstkd.training.run import RunFiles
 from mstkd.training.synthesis import MARGIN, ORDERINGS, draw_means, synthesise
@@ -105,6 +105,8 @@ def test_acquisition_augmentations_are_off_by_default_and_switch_on_one_by_one()
         "bias_probability": RandBiasField,
         "noise_probability": RandGaussianNoise,
         "thick_slice_probability": RandThickSlices,
+        "intensity_curve_probability": RandHistogramShift,
+        "slice_gain_probability": RandSliceGain,
     }
     for name, kind in switched.items():
         (transform,) = acquisition_transforms(replace(Augmentation(), **{name: 0.5}))
@@ -113,6 +115,31 @@ def test_acquisition_augmentations_are_off_by_default_and_switch_on_one_by_one()
         Augmentation(thick_slice_probability=1.5)
     with pytest.raises(MSTKDError, match="data.synthesis"):
         DataConfig(synthesis=2.0)
+
+
+def test_the_intensity_curve_keeps_the_order_of_intensities_but_not_their_spacing():
+    volume = np.concatenate([np.zeros(20), np.linspace(0.1, 2.0, 980)]).astype(np.float32)
+    volume = volume.reshape(1, 10, 10, 10)
+    (curve,) = acquisition_transforms(replace(Augmentation(), intensity_curve_probability=1.0))
+    curve.set_random_state(5)
+    changed = np.asarray(curve(volume)).ravel()
+    assert np.all(np.diff(changed) >= 0), "monotone: brighter stays brighter"
+    assert changed[0] == 0.0 and np.isclose(changed[-1], 2.0), "the ends (0 outside the brain) are kept"
+    steps = np.diff(changed[20:])
+    assert steps.max() > 1.5 * steps.min(), "not a linear rescaling"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_slice_gains_change_whole_slices_along_one_axis(seed):
+    volume = np.random.default_rng(seed).uniform(0.5, 1.5, size=(1, 12, 14, 16)).astype(np.float32)
+    gain = RandSliceGain(prob=1.0, strength=0.3)
+    gain.set_random_state(seed)
+    ratio = np.asarray(gain(volume))[0] / volume[0]
+    axis = gain.axis
+    per_slice = np.moveaxis(ratio, axis, 0).reshape(ratio.shape[axis], -1)
+    assert np.allclose(per_slice, per_slice[:, :1], atol=1e-5), "one gain per slice"
+    assert np.all(np.abs(per_slice[:, 0] - 1.0) <= 0.3 + 1e-5)
+    assert np.ptp(per_slice[:, 0]) > 1e-4, "slices differ"
 
 
 def whole_volume_sample(root, data, seed=0):
@@ -147,6 +174,8 @@ def test_without_augmentation_the_student_sees_what_inference_computes(class_map
             noise_probability=1.0,
             thick_slice_probability=1.0,
             low_resolution_probability=1.0,
+            intensity_curve_probability=1.0,
+            slice_gain_probability=1.0,
         ),
     ],
     ids=["scale-shift", "acquisition"],
