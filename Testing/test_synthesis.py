@@ -142,6 +142,28 @@ def test_slice_gains_change_whole_slices_along_one_axis(seed):
     assert np.ptp(per_slice[:, 0]) > 1e-4, "slices differ"
 
 
+def slice_gain_pattern(gains: np.ndarray) -> str:
+    """'each', 'interleaved' or 'slabs': how a vector of per-slice gains is laid out."""
+    if len(np.unique(gains)) == len(gains):
+        return "each"
+    if np.ptp(gains[::2]) == 0 and np.ptp(gains[1::2]) == 0:
+        return "interleaved"
+    runs = 1 + np.count_nonzero(np.diff(gains))
+    assert runs <= 4 and runs == len(np.unique(gains)), f"not contiguous slabs: {gains}"
+    return "slabs"
+
+
+def test_slice_gains_come_per_slice_interleaved_or_per_slab():
+    gain = RandSliceGain(prob=1.0, strength=0.3)
+    gain.set_random_state(0)
+    seen = set()
+    for _ in range(30):
+        gain.randomize((20, 24, 28))
+        assert len(gain.gains) == (20, 24, 28)[gain.axis]
+        seen.add(slice_gain_pattern(gain.gains))
+    assert seen == {"each", "interleaved", "slabs"}
+
+
 def whole_volume_sample(root, data, seed=0):
     """One training sample whose patch covers the whole cropped case (padded), and its cached case."""
     cases = discover_cases(root).cases[:1]

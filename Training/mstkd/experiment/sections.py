@@ -44,7 +44,7 @@ class Augmentation:
     bias_probability: float = 0.0
     bias_strength: float = 0.2  # Legendre coefficients (degree 3) of the log field, uniform in +-this
     slice_gain_probability: float = 0.0
-    slice_gain_strength: float = 0.15  # each slice (or odd/even slices) times 1 + U(-this, this)
+    slice_gain_strength: float = 0.15  # each slice, odd/even slices or slabs times 1 + U(-this, this)
     blur_probability: float = 0.0
     blur_sigma: Tuple[float, float] = (0.3, 1.2)  # voxels, per axis
     noise_probability: float = 0.0

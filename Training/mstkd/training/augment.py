@@ -66,8 +66,9 @@ class RandThickSlices(RandomizableTransform):
 
 
 class RandSliceGain(RandomizableTransform):
-    """Uneven slice intensities along a random axis: each slice times its own gain 1 + U(-s, s),
-    or (interleaved acquisition) odd and even slices one gain each."""
+    """Uneven slice intensities along a random axis, each slice times a gain in 1 + U(-s, s): one
+    gain per slice, one for odd and one for even slices (interleaved acquisition), or one per slab
+    of consecutive slices (two to four slabs, as from stacks acquired apart)."""
 
     def __init__(self, prob: float, strength: float) -> None:
         RandomizableTransform.__init__(self, prob)
@@ -77,12 +78,16 @@ class RandSliceGain(RandomizableTransform):
     def randomize(self, slices: Sequence[int]) -> None:
         super().randomize(None)
         self.axis = int(self.R.randint(3))
-        count = slices[self.axis]
-        if self.R.random_sample() < 0.5:
-            self.gains = 1.0 + self.R.uniform(-self.strength, self.strength, size=count)
+        count = int(slices[self.axis])
+        pattern = self.R.randint(3)
+        if pattern == 0:
+            groups = np.arange(count)
+        elif pattern == 1:
+            groups = np.arange(count) % 2
         else:
-            pair = 1.0 + self.R.uniform(-self.strength, self.strength, size=2)
-            self.gains = pair[np.arange(count) % 2]
+            cuts = self.R.choice(np.arange(1, max(count, 2)), size=min(int(self.R.randint(1, 4)), count - 1))
+            groups = np.searchsorted(np.sort(cuts), np.arange(count), side="right")
+        self.gains = 1.0 + self.R.uniform(-self.strength, self.strength, size=int(groups.max()) + 1)[groups]
 
     def __call__(self, img: torch.Tensor, randomize: bool = True) -> torch.Tensor:
         volume = torch.as_tensor(img, dtype=torch.float32).as_subclass(torch.Tensor)
