@@ -84,7 +84,7 @@ class RandSliceGain(RandomizableTransform):
             groups = np.arange(count)
         elif pattern == 1:
             groups = np.arange(count) % 2
-        else:
+        else:  # one to three cuts between slices: two to four slabs
             cuts = self.R.choice(np.arange(1, max(count, 2)), size=min(int(self.R.randint(1, 4)), count - 1))
             groups = np.searchsorted(np.sort(cuts), np.arange(count), side="right")
         self.gains = 1.0 + self.R.uniform(-self.strength, self.strength, size=int(groups.max()) + 1)[groups]
