@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from mstkd.bias_field import correct_bias
 from mstkd.cases import Case
 from mstkd.conventions import (
     PROTOCOLS,
@@ -184,6 +185,7 @@ def evaluate_model(
     scores = []
     for case in cases:
         images, truth, spacing = _read_case(case, labels)
+        images = correct_bias(images, spacing, model.experiment.data.bias_correction)
         if protocol == REFERENCE:
             box = reference_crop(truth.shape, model.patch)
             truth, spacing = _crop(truth, box, model.patch), VOXEL_SPACING

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from mstkd.bias_field import BIAS_CORRECTIONS, NONE
 from mstkd.conventions import DEFAULT_LABELS, LABEL_RULES, label_convention
 from mstkd.errors import MSTKDError
 from mstkd.intensity import NORMALISATIONS, ZSCORE
@@ -89,6 +90,9 @@ class DataConfig:
     split_seed: int = 42  # used when no split files are given
     split_fractions: Tuple[float, float, float] = (0.7, 0.1, 0.2)  # train, val, test
     normalisation: str = ZSCORE  # zscore (over each sequence's brain) | minmax (the MST-KDNet reference)
+    # none | n4: each sequence's bias field divided out before normalisation, in training (each
+    # case as loaded), validation, evaluation and inference alike (mstkd.bias_field).
+    bias_correction: str = NONE
     crop: str = TUMOUR_CROP
     foreground_ratio: float = 0.5  # share of tumour-centred patches (crop: tumour)
     crop_to_brain: bool = True
@@ -117,6 +121,11 @@ class DataConfig:
         if self.normalisation not in NORMALISATIONS:
             raise MSTKDError(
                 f"data.normalisation must be one of {', '.join(NORMALISATIONS)}, not {self.normalisation!r}."
+            )
+        if self.bias_correction not in BIAS_CORRECTIONS:
+            raise MSTKDError(
+                f"data.bias_correction must be one of {', '.join(BIAS_CORRECTIONS)}, "
+                f"not {self.bias_correction!r}."
             )
 
 

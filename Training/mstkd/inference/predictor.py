@@ -166,6 +166,7 @@ class Predictor:
             _preparation_reporter(report),
             self.model.experiment.data.normalisation,
             extract,
+            self.model.experiment.data.bias_correction,
         )
         extraction = exam.extraction
         timings["brain_extraction"] = extraction.seconds if extraction is not None else 0.0

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from mstkd.bias_field import NONE, correct_bias
 from mstkd.conventions import SEQUENCES, SequenceMap, Subset, sequence_map
 from mstkd.imageio import array_to_image, describe_grid, image_to_array, same_grid
 from mstkd.intensity import ZSCORE, brain_mask, normalise_sequences
@@ -72,6 +73,7 @@ def prepare_exam(
     report: Report = lambda stage, fraction: None,
     normalisation: str = ZSCORE,
     extract: Optional[Extract] = None,
+    bias_correction: str = NONE,
 ) -> PreparedExam:
     """Check, co-register, resample to the model grid and normalise any subset of sequences.
 
@@ -80,7 +82,8 @@ def prepare_exam(
     reference sequence. `report(stage, fraction)` is told the current stage and the fraction (0-1)
     of the whole preparation done. `normalisation` is the model's (intensity.NORMALISATIONS).
     `extract`, when given, decides on and runs brain extraction (after the checks, before the
-    registration).
+    registration). `bias_correction` is the model's (bias_field.BIAS_CORRECTIONS), applied on the
+    model grid before the normalisation.
     """
     inputs = sequence_map(images)
     spacing = check_spacing(spacing)
@@ -119,12 +122,16 @@ def prepare_exam(
             f"{', '.join(inputs.subset.sequences)} (the mask carried through the co-registration)"
         )
 
-    report("normalising intensities", _CHECK_SHARE + _REGISTER_SHARE + _RESAMPLE_SHARE)
     subset = inputs.subset
+    names = ", ".join(subset.sequences)
+    if bias_correction != NONE:
+        report("correcting the bias field", _CHECK_SHARE + _REGISTER_SHARE + _RESAMPLE_SHARE)
+        volumes = correct_bias(volumes, grid.GetSpacing(), bias_correction)
+        steps.append(f"bias field of {names} divided out ({bias_correction}, each on its own)")
+    report("normalising intensities", _CHECK_SHARE + _REGISTER_SHARE + _RESAMPLE_SHARE)
     mask = brain_mask(volumes, subset.mask)
     image = normalise_sequences(volumes, subset.mask, normalisation)
     absent = subset.absent
-    names = ", ".join(subset.sequences)
     if normalisation == ZSCORE:
         described = f"z-scored {names}, each over the brain it covers (together {int(mask.sum())} voxels)"
     else:

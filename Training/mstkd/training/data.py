@@ -27,6 +27,7 @@ from monai.transforms import (
     SpatialPadd,
 )
 
+from mstkd.bias_field import NONE, correct_bias
 from mstkd.cases import Case, class_map_path
 from mstkd.conventions import SEQUENCES, SUBSETS, LabelConvention, Subset, check_labels, label_convention
 from mstkd.errors import MSTKDError
@@ -69,11 +70,13 @@ def case_record(case: Case, with_classes: bool = False) -> Dict[str, Any]:
 
 
 class LoadCased(MapTransform):
-    """Read the four sequences (canonical order), the label map and any class map as (i, j, k) arrays."""
+    """Read the four sequences (canonical order), the label map and any class map as (i, j, k) arrays;
+    the sequences bias-corrected by `bias_correction` (mstkd.bias_field)."""
 
-    def __init__(self, labels: LabelConvention) -> None:
+    def __init__(self, labels: LabelConvention, bias_correction: str = NONE) -> None:
         super().__init__(keys=["paths"])
         self.labels = labels
+        self.bias_correction = bias_correction
 
     def __call__(self, record: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
         images = [read_image(path) for path in record["paths"]]
@@ -87,6 +90,7 @@ class LoadCased(MapTransform):
         label = image_to_array(read_image(record["seg"])).astype(np.uint8)
         check_labels(label, self.labels, f"segmentation of case {record[CASE_ID]}")
         raw = np.stack([image_to_array(image).astype(np.float32) for image in images])
+        raw = correct_bias(raw, reference.GetSpacing(), self.bias_correction)
         loaded = {CASE_ID: record[CASE_ID], RAW: raw, LABEL: label[None]}
         if CLASSES in record:
             classes = image_to_array(read_image(record[CLASSES])).astype(np.uint8)
@@ -213,10 +217,14 @@ def _intensity(images: List[str], a: Augmentation) -> List[MapTransform]:
 
 
 def cached_transform(
-    labels: LabelConvention, crop_to_brain: bool = True, with_classes: bool = False
+    labels: LabelConvention,
+    crop_to_brain: bool = True,
+    with_classes: bool = False,
+    bias_correction: str = NONE,
 ) -> Compose:
-    """The deterministic part: read the files (and class maps) and, by default, crop to the brain's box."""
-    steps: List[MapTransform] = [LoadCased(labels)]
+    """The deterministic part: read the files (and class maps), correct the bias field when asked
+    and, by default, crop to the brain's box."""
+    steps: List[MapTransform] = [LoadCased(labels, bias_correction)]
     if crop_to_brain:
         keys = [RAW, LABEL, CLASSES] if with_classes else [RAW, LABEL]
         steps.append(CropForegroundd(keys, source_key=RAW, margin=2))
@@ -239,7 +247,9 @@ class TrainingDataset(torch.utils.data.Dataset):
         records = [case_record(case, with_classes) for case in cases]
         self.cache = CacheDataset(
             records,
-            cached_transform(label_convention(data.labels), data.crop_to_brain, with_classes),
+            cached_transform(
+                label_convention(data.labels), data.crop_to_brain, with_classes, data.bias_correction
+            ),
             cache_rate=data.cache_rate,
             num_workers=data.workers or None,
             progress=False,

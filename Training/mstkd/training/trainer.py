@@ -114,7 +114,11 @@ class Trainer:
             device_ids = [context.device.index] if context.device.type == "cuda" else None
             self.step.trainable = DistributedDataParallel(trainable, device_ids=device_ids)
         batches = self._batches(select(cases, split.train), start)
-        val_cases = load_validation_cases(select(cases, split.val), self.labels) if context.is_main else []
+        val_cases = (
+            load_validation_cases(select(cases, split.val), self.labels, self.experiment.data.bias_correction)
+            if context.is_main
+            else []
+        )
         self.writer = self._tensorboard() if context.is_main else None
         previous = {sig: signal.signal(sig, self._request_stop) for sig in _STOP_SIGNALS}
         try:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mstkd.bias_field import NONE
 from mstkd.cases import Case
 from mstkd.conventions import REGIONS, LabelConvention, Subset, label_convention, region_masks
 from mstkd.experiment import ExperimentConfig
@@ -19,9 +20,12 @@ from mstkd.training.data import LABEL, RAW, cached_transform, case_record
 MEAN = "mean"
 
 
-def load_validation_cases(cases: Sequence[Case], labels: LabelConvention) -> List[Mapping[str, np.ndarray]]:
-    """Read the validation cases once: raw sequences and label map, cropped to the brain."""
-    transform = cached_transform(labels)
+def load_validation_cases(
+    cases: Sequence[Case], labels: LabelConvention, bias_correction: str = NONE
+) -> List[Mapping[str, np.ndarray]]:
+    """Read the validation cases once: raw sequences (bias-corrected as asked) and label map, cropped
+    to the brain."""
+    transform = cached_transform(labels, bias_correction=bias_correction)
     return [transform(case_record(case)) for case in cases]
 
 
