@@ -23,6 +23,7 @@ ENGINE_LAYERS: Tuple[Tuple[str, ...], ...] = (
         "mstkd.devices",
         "mstkd.targets",
         "mstkd.intensity",
+        "mstkd.bias_field",
         "mstkd.metrics",
         "mstkd.figures",
         "mstkd.cases",
