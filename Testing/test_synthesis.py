@@ -18,7 +18,7 @@ from mstkd.experiment import load_experiment
 from mstkd.experiment.sections import Augmentation, DataConfig
 from mstkd.intensity import normalise_sequences
 from mstkd.phantom import generate_case, write_phantoms
-from mstkd.training.augment import RandSliceGain, RandThickSlices, acquisition_transforms
+from mstkd.training.augment import RandGhosting, RandSliceGain, RandThickSlices, acquisition_transforms
 from mstkd.training.data import LABEL, PRESENT, RAW, STUDENT, TrainingDataset, cached_transform, case_record
 from mstkd.training.run import RunFiles
 from mstkd.training.synthesis import MARGIN, ORDERINGS, draw_means, synthesise
@@ -107,6 +107,7 @@ def test_acquisition_augmentations_are_off_by_default_and_switch_on_one_by_one()
         "thick_slice_probability": RandThickSlices,
         "intensity_curve_probability": RandHistogramShift,
         "slice_gain_probability": RandSliceGain,
+        "ghosting_probability": RandGhosting,
     }
     for name, kind in switched.items():
         (transform,) = acquisition_transforms(replace(Augmentation(), **{name: 0.5}))
@@ -127,6 +128,26 @@ def test_the_intensity_curve_keeps_the_order_of_intensities_but_not_their_spacin
     assert changed[0] == 0.0 and np.isclose(changed[-1], 2.0), "the ends (0 outside the brain) are kept"
     steps = np.diff(changed[20:])
     assert steps.max() > 1.5 * steps.min(), "not a linear rescaling"
+
+
+def test_ghosting_adds_faint_copies_shifted_by_a_fraction_of_the_field_of_view():
+    volume = np.zeros((1, 24, 20, 16), dtype=np.float32)
+    volume[0, 2:6, 3:9, 4:10] = 1.0  # a bright block in one corner, nothing elsewhere
+    ghosting = RandGhosting(prob=1.0, strength=(0.4, 0.4))
+    ghosting.set_random_state(3)
+    ghosting.randomize()
+    ghosting.axis, ghosting.period = 0, 2  # EPI's N/2 ghost along the first axis
+    ghosted = np.asarray(ghosting(volume, randomize=False))[0]
+    shifted = ghosted[14:18, 3:9, 4:10]  # the block moved by half of 24 voxels
+    assert shifted.mean() == pytest.approx(0.2, abs=0.02), "a copy of strength 0.4 / 2 half a field away"
+    assert ghosted[2:6, 3:9, 4:10].mean() == pytest.approx(0.8, abs=0.02), "the original loses as much"
+    assert ghosted[8:12].max() < 0.02 and ghosted[20:].max() < 0.02, "no copy elsewhere along that axis"
+    periods = set()
+    for seed in range(20):
+        ghosting.set_random_state(seed)
+        ghosting.randomize()
+        periods.add(ghosting.period)
+    assert periods == {2, 3, 4}
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -198,6 +219,7 @@ def test_without_augmentation_the_student_sees_what_inference_computes(class_map
             low_resolution_probability=1.0,
             intensity_curve_probability=1.0,
             slice_gain_probability=1.0,
+            ghosting_probability=1.0,
         ),
     ],
     ids=["scale-shift", "acquisition"],

@@ -46,6 +46,8 @@ class Augmentation:
     bias_strength: float = 0.2  # Legendre coefficients (degree 3) of the log field, uniform in +-this
     slice_gain_probability: float = 0.0
     slice_gain_strength: float = 0.15  # each slice, odd/even slices or slabs times 1 + U(-this, this)
+    ghosting_probability: float = 0.0
+    ghosting_strength: Tuple[float, float] = (0.1, 0.5)  # every 2nd-4th k-space line times 1 - U(range)
     blur_probability: float = 0.0
     blur_sigma: Tuple[float, float] = (0.3, 1.2)  # voxels, per axis
     noise_probability: float = 0.0

@@ -2,8 +2,8 @@
 
 Acquisition augmentations act on each raw sequence separately (each scan has its own bias field,
 resolution and noise), before the normalisation that inference uses: gamma, a random monotone
-intensity curve, bias field, uneven slice gains, blur, noise, thick slices along a random axis,
-and lower resolution (MONAI transforms where they exist).
+intensity curve, bias field, uneven slice gains, ghosting, blur, noise, thick slices along a
+random axis, and lower resolution (MONAI transforms where they exist).
 A sequence is first divided by its brain mean, so strengths are relative, and afterwards is 0
 outside its brain again (skull stripping follows acquisition). After normalisation and the crop
 come flips, a random affine and elastic deformation (images and labels together), and a scale
@@ -100,6 +100,36 @@ class RandSliceGain(RandomizableTransform):
         return volume * torch.as_tensor(self.gains, dtype=torch.float32).view(1, *shape)
 
 
+class RandGhosting(RandomizableTransform):
+    """Ghosts along a random axis, as a k-space line pattern makes them (EPI's N/2 ghost and kin):
+    every n-th line of k-space (n from 2 to 4) scaled by 1 - U(strength range), which adds faint
+    copies of the head shifted by multiples of 1/n of the field of view."""
+
+    def __init__(self, prob: float, strength: Sequence[float]) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.strength = tuple(strength)
+        self.axis, self.period, self.scale = 0, 2, 1.0
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        self.axis = int(self.R.randint(3))
+        self.period = int(self.R.randint(2, 5))
+        self.scale = 1.0 - float(self.R.uniform(*self.strength))
+
+    def __call__(self, img: torch.Tensor, randomize: bool = True) -> torch.Tensor:
+        if randomize:
+            self.randomize()
+        volume = torch.as_tensor(img, dtype=torch.float32).as_subclass(torch.Tensor)
+        if not self._do_transform:
+            return volume
+        spectrum = torch.fft.fftn(volume, dim=(1, 2, 3))
+        lines = torch.ones(volume.shape[1 + self.axis])
+        lines[:: self.period] = self.scale
+        shape = [1, 1, 1, 1]
+        shape[1 + self.axis] = -1
+        return torch.fft.ifftn(spectrum * lines.view(shape), dim=(1, 2, 3)).abs()
+
+
 def acquisition_transforms(a: Augmentation) -> List[Transform]:
     """The per-sequence acquisition augmentations switched on in `a` (probability > 0), in order."""
     blur = (a.blur_sigma[0], a.blur_sigma[1])
@@ -114,6 +144,7 @@ def acquisition_transforms(a: Augmentation) -> List[Transform]:
             lambda p: RandBiasField(coeff_range=(-a.bias_strength, a.bias_strength), prob=p),
         ),
         (a.slice_gain_probability, lambda p: RandSliceGain(p, a.slice_gain_strength)),
+        (a.ghosting_probability, lambda p: RandGhosting(p, a.ghosting_strength)),
         (a.blur_probability, lambda p: RandGaussianSmooth(sigma_x=blur, sigma_y=blur, sigma_z=blur, prob=p)),
         (a.noise_probability, lambda p: RandGaussianNoise(prob=p, std=a.noise_std)),
         (a.thick_slice_probability, lambda p: RandThickSlices(p, a.thick_slice_factor)),
