@@ -21,7 +21,7 @@ from mstkd.phantom import generate_case, write_phantoms
 from mstkd.training.augment import RandGhosting, RandSliceGain, RandThickSlices, acquisition_transforms
 from mstkd.training.data import LABEL, PRESENT, RAW, STUDENT, TrainingDataset, cached_transform, case_record
 from mstkd.training.run import RunFiles
-from mstkd.training.synthesis import MARGIN, ORDERINGS, draw_means, synthesise
+from mstkd.training.synthesis import MARGIN, ORDERINGS, draw_means, fade_oedema, oedema_share, synthesise
 from mstkd.training.trainer import Trainer
 
 TINY = Path(__file__).resolve().parents[1] / "Training" / "configs" / "tiny.yaml"
@@ -96,6 +96,29 @@ def test_synthesised_images_keep_every_ordering_inside_each_class(class_map):
     images = synthesise(class_map, rng)
     brain = np.broadcast_to(class_map > 0, images.shape)
     assert np.array_equal(images != 0, brain), "0 outside the brain, and only there"
+
+
+def test_oedema_fades_into_the_tissue_around_it_and_its_label_marks_the_half_way(class_map):
+    oedema = class_map == PHANTOM_CLASSES["ed"]
+    assert oedema.sum() > 100
+    share = oedema_share(class_map, fade_voxels=2.0)
+    assert np.array_equal(share > 0.5, oedema), "the label is where oedema dominates"
+    tissue = np.isin(class_map, (PHANTOM_CLASSES["gm"], PHANTOM_CLASSES["wm"]))
+    outside = ndimage.binary_dilation(oedema) & ~oedema & tissue
+    assert np.allclose(share[outside], 0.5 - 0.5 / 4), "one voxel out: a quarter of the way down"
+    elsewhere = np.isin(class_map, [PHANTOM_CLASSES[name] for name in ("csf", "ncr", "net", "et")])
+    assert (share[elsewhere] == 0).all(), "never in CSF or the core"
+    deep = oedema & (ndimage.distance_transform_edt(~tissue) >= 1.5)  # two voxels from healthy tissue
+    assert deep.any() and (oedema_share(class_map, fade_voxels=1.0)[deep] == 1).all()
+    assert np.array_equal(oedema_share(class_map, 0.0), oedema.astype(np.float32))
+
+    # The faded image: oedema's brightness spills a little into the tissue around and thins at its edge.
+    image = np.where(oedema, 1.0, 0.2).astype(np.float32)
+    faded = fade_oedema(image, class_map, share, np.float32(1.0))
+    assert np.allclose(faded[outside], 0.2 + 0.8 * share[outside], atol=1e-5)
+    edge = oedema & ndimage.binary_dilation(outside)
+    assert (faded[edge] < 1.0).all() and (faded[edge] >= 0.2 + 0.8 * 0.5 - 1e-5).all()
+    assert np.array_equal(faded[share == 0], image[share == 0]), "nothing changes where there is no oedema"
 
 
 def test_acquisition_augmentations_are_off_by_default_and_switch_on_one_by_one():

@@ -5,7 +5,8 @@ intensity drawn at random, kept only when it respects the orderings radiologists
 oedema brighter than white matter on FLAIR and T2, enhancing tumour brighter than necrosis and
 white matter on T1Gd, CSF dark on FLAIR and T1, ...). The network so learns these relations and
 the shapes, not one generator's contrast table. A smooth texture of random scale and strength per
-class and a partial-volume blur follow; acquisition artefacts (bias, gamma, noise, resolution) are
+class, oedema fading into the tissue around it (`fade_oedema`) and a partial-volume blur follow;
+acquisition artefacts (bias, gamma, noise, resolution) are
 the augmentations of `training.augment`, which apply to real images as well. The tumour itself
 can be redrawn too (`training.tumour_shapes`).
 """
@@ -48,9 +49,14 @@ CANDIDATES = 4096
 TEXTURE_STRENGTH = (0.0, 0.15)
 TEXTURE_COARSENESS = (2.0, 8.0)
 PARTIAL_VOLUME_SIGMA_VOXELS = (0.3, 1.0)
+# Oedema's share of a voxel falls from 1 to 0 across this many voxels either side of its label's edge.
+OEDEMA_FADE_VOXELS = (0.0, 3.0)
+# Scale (voxels) over which the tissue beneath the oedema is guessed from the healthy tissue around it.
+BENEATH_SIGMA_VOXELS = 3.0
 # Brain voxels stay above zero: zero means "outside the brain" to the normalisation.
 FLOOR = 1e-3
 
+HEALTHY_TISSUE = (PHANTOM_CLASSES["gm"], PHANTOM_CLASSES["wm"])
 CLASS_NAMES: Tuple[str, ...] = tuple(sorted(PHANTOM_CLASSES, key=PHANTOM_CLASSES.get))
 
 
@@ -67,11 +73,61 @@ def draw_means(rng: np.random.Generator, sequence: str) -> Dict[str, float]:
             return dict(zip(CLASS_NAMES, (float(v) for v in candidates[found[0]])))
 
 
+def oedema_share(classes: np.ndarray, fade_voxels: float) -> np.ndarray:
+    """Oedema's share of each voxel: 1 deep in the oedema label, 1/2 at its edge, 0 `fade_voxels` out.
+
+    Oedema thins out into the white and grey matter around it; its label covers the voxels it
+    dominates. The share changes linearly with the distance to that edge (inside: to the nearest
+    healthy white or grey matter; outside: to the nearest oedema), and only there: never in CSF
+    or the core.
+    """
+    oedema = classes == PHANTOM_CLASSES["ed"]
+    if fade_voxels <= 0.0 or not oedema.any():
+        return oedema.astype(np.float32)
+    tissue = np.isin(classes, HEALTHY_TISSUE)
+    inside = ndimage.distance_transform_edt(~tissue) - 0.5
+    outside = 0.5 - ndimage.distance_transform_edt(~oedema)
+    signed = np.where(oedema, inside, np.where(tissue, outside, -np.inf))
+    return np.clip(0.5 + signed / (2.0 * fade_voxels), 0.0, 1.0).astype(np.float32)
+
+
+def fade_oedema(
+    image: np.ndarray, classes: np.ndarray, share: np.ndarray, oedema_signal: np.ndarray
+) -> np.ndarray:
+    """`image` with each voxel's oedema `share` of `oedema_signal` over the tissue beneath.
+
+    Beneath the oedema label the tissue is unknown; it is the local mean of the healthy white and
+    grey matter around (a normalised Gaussian average), or the image's white matter far from any.
+    """
+    oedema = classes == PHANTOM_CLASSES["ed"]
+    tissue = np.isin(classes, HEALTHY_TISSUE).astype(np.float32)
+    weight = ndimage.gaussian_filter(tissue, BENEATH_SIGMA_VOXELS)
+    average = ndimage.gaussian_filter(image * tissue, BENEATH_SIGMA_VOXELS) / np.maximum(weight, 1e-6)
+    white = image[classes == PHANTOM_CLASSES["wm"]]
+    far = float(np.median(white)) if white.size else float(np.median(image))
+    beneath = np.where(oedema, np.where(weight > 1e-3, average, far), image)
+    return np.where(share > 0, share * oedema_signal + (1.0 - share) * beneath, image).astype(np.float32)
+
+
+def _box_around(mask: np.ndarray, margin: int) -> Tuple[slice, ...]:
+    """The slices of `mask`'s bounding box grown by `margin` voxels (within the array); empty if none."""
+    where = np.argwhere(mask)
+    if not len(where):
+        return tuple(slice(0, 0) for _ in mask.shape)
+    lower, upper = np.maximum(where.min(0) - margin, 0), where.max(0) + margin + 1
+    return tuple(slice(int(a), int(b)) for a, b in zip(lower, upper))
+
+
 def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(4, ...) float32 images in canonical sequence order from a class map; 0 outside the brain."""
     brain = classes > 0
     images = np.zeros((len(SEQUENCES), *classes.shape), dtype=np.float32)
     sigma = rng.uniform(*PARTIAL_VOLUME_SIGMA_VOXELS)
+    fade = rng.uniform(*OEDEMA_FADE_VOXELS)
+    # Oedema changes nothing further out than the fade, nor its guess of the tissue beneath.
+    box = _box_around(classes == PHANTOM_CLASSES["ed"], int(np.ceil(fade + 3 * BENEATH_SIGMA_VOXELS)) + 1)
+    share = oedema_share(classes[box], fade)
+    oedema = PHANTOM_CLASSES["ed"]
     for channel, sequence in enumerate(SEQUENCES):
         means = draw_means(rng, sequence)
         lookup = np.zeros(max(PHANTOM_CLASSES.values()) + 1, dtype=np.float32)
@@ -79,8 +135,11 @@ def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         for name, value in PHANTOM_CLASSES.items():
             lookup[value] = means[name]
             strength[value] = rng.uniform(*TEXTURE_STRENGTH)
-        texture = 1.0 + strength[classes] * smooth_noise(rng, classes.shape, TEXTURE_COARSENESS)
-        image = ndimage.gaussian_filter(lookup[classes] * texture, sigma)
+        noise = smooth_noise(rng, classes.shape, TEXTURE_COARSENESS)
+        image = lookup[classes] * (1.0 + strength[classes] * noise)
+        signal = lookup[oedema] * (1.0 + strength[oedema] * noise[box])
+        image[box] = fade_oedema(image[box], classes[box], share, signal)
+        image = ndimage.gaussian_filter(image, sigma)
         images[channel] = np.where(brain, np.maximum(image, FLOOR), 0.0)
     return images
 
