@@ -42,11 +42,11 @@ ORDERINGS: Dict[str, Tuple[Tuple[str, str], ...]] = {
 }
 MEAN_RANGE = (0.05, 1.0)
 # A brighter class is at least this many times as bright as the darker one: visible through noise.
-MARGIN = 1.15
+MARGIN = 1.1
 # Candidate contrasts drawn at once; a few per thousand satisfy T1Gd's ten orderings.
 CANDIDATES = 4096
 # Each class's texture: relative amplitude of a smooth field drawn on a grid this many voxels coarse.
-TEXTURE_STRENGTH = (0.0, 0.15)
+TEXTURE_STRENGTH = (0.0, 0.25)
 TEXTURE_COARSENESS = (2.0, 8.0)
 PARTIAL_VOLUME_SIGMA_VOXELS = (0.3, 1.0)
 # Oedema's share of a voxel falls from 1 to 0 across this many voxels either side of its label's edge.
