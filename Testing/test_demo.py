@@ -21,6 +21,7 @@ def test_the_demo_writes_labels_summary_and_picture_and_prints_dice(tiny_model_f
     assert status == 0
     printed = capsys.readouterr().out
     assert "from FLAIR+T2" in printed and "Dice against the ground truth" in printed
+    assert "Warning: ET from FLAIR+T2" in printed, "enhancement without T1Gd is flagged"
     for region in ("WT", "TC", "ET"):
         assert f" {region} " in printed.split("Dice against the ground truth")[1].splitlines()[0]
     for name in ("labels.nii.gz", "summary.json", "preview.png"):
@@ -53,8 +54,11 @@ def test_the_main_job_as_the_readme_runs_it_segments_the_full_size_exam_well(tmp
     assert finished.returncode == 0, finished.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"]["name"] == "demo" and summary["sequences"] == ["flair", "t2"]
-    # Measured with the bundled model: WT 0.87, TC 0.66, ET 0.15 (FLAIR + T2 hardly show enhancement).
+    # Measured with the bundled model: WT 0.89, TC 0.72, ET 0.56 (FLAIR + T2 hardly show enhancement).
     assert summary["dice"]["WT"] > 0.75 and summary["dice"]["TC"] > 0.4, summary["dice"]
+    # Its own out-of-distribution table marks the core and enhancement from FLAIR + T2 unreliable.
+    assert summary["trust"]["unreliable"] == ["TC", "ET"]
+    assert "Warning: ET from FLAIR+T2: validation Dice 0.24 - shown, but unreliable" in finished.stdout
     assert sitk.ReadImage(str(out / "labels.nii.gz")).GetSize() == (240, 240, 155)
 
 

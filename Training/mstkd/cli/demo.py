@@ -20,7 +20,8 @@ Generate a synthetic BraTS-like exam (seed {DEMO_SEED}, never seen in training),
 subset of its sequences (default FLAIR + T2) with a model (default: the bundled demo model), and
 score the result against the phantom's ground truth. Writes into --out: the exam with its ground
 truth (a BraTS 2021 case folder), labels.nii.gz, summary.json and preview.png (sequences used,
-prediction and ground truth), then prints Dice per region and where the files are.
+prediction and ground truth), then prints Dice per region, the regions the sequences cannot
+support and where the files are.
 """
 
 
@@ -98,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"Dice against the ground truth (brats-legacy): {dice}")
     print(f"Volumes (mL): {volumes}")
+    for warning in summary["trust"]["warnings"]:
+        print(f"Warning: {warning}")
     print("Files:")
     for what, path in (
         ("exam and ground truth", folder),
