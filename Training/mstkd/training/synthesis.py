@@ -20,6 +20,7 @@ from monai.transforms import MapTransform, Randomizable
 from scipy import ndimage
 
 from mstkd.conventions import PHANTOM_CLASSES, SEQUENCES, LabelConvention
+from mstkd.prediction.labelmap import Box, brain_box
 from mstkd.training.tumour_shapes import labels_from_classes, random_tumour, smooth_noise
 
 # (brighter, darker) pairs per sequence.
@@ -109,13 +110,9 @@ def fade_oedema(
     return np.where(share > 0, share * oedema_signal + (1.0 - share) * beneath, image).astype(np.float32)
 
 
-def _box_around(mask: np.ndarray, margin: int) -> Tuple[slice, ...]:
-    """The slices of `mask`'s bounding box grown by `margin` voxels (within the array); empty if none."""
-    where = np.argwhere(mask)
-    if not len(where):
-        return tuple(slice(0, 0) for _ in mask.shape)
-    lower, upper = np.maximum(where.min(0) - margin, 0), where.max(0) + margin + 1
-    return tuple(slice(int(a), int(b)) for a, b in zip(lower, upper))
+def _grown(box: Optional[Box], margin: int) -> Optional[Box]:
+    """`box` grown by `margin` voxels on every side (clipped at 0 below; slicing clips above)."""
+    return None if box is None else tuple(slice(max(b.start - margin, 0), b.stop + margin) for b in box)
 
 
 def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -124,10 +121,10 @@ def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     images = np.zeros((len(SEQUENCES), *classes.shape), dtype=np.float32)
     sigma = rng.uniform(*PARTIAL_VOLUME_SIGMA_VOXELS)
     fade = rng.uniform(*OEDEMA_FADE_VOXELS)
-    # Oedema changes nothing further out than the fade, nor its guess of the tissue beneath.
-    box = _box_around(classes == PHANTOM_CLASSES["ed"], int(np.ceil(fade + 3 * BENEATH_SIGMA_VOXELS)) + 1)
-    share = oedema_share(classes[box], fade)
     oedema = PHANTOM_CLASSES["ed"]
+    # Oedema changes nothing further out than the fade, nor its guess of the tissue beneath.
+    box = _grown(brain_box(classes == oedema), int(np.ceil(fade + 3 * BENEATH_SIGMA_VOXELS)) + 1)
+    share = oedema_share(classes[box], fade) if box is not None else None
     for channel, sequence in enumerate(SEQUENCES):
         means = draw_means(rng, sequence)
         lookup = np.zeros(max(PHANTOM_CLASSES.values()) + 1, dtype=np.float32)
@@ -137,8 +134,9 @@ def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             strength[value] = rng.uniform(*TEXTURE_STRENGTH)
         noise = smooth_noise(rng, classes.shape, TEXTURE_COARSENESS)
         image = lookup[classes] * (1.0 + strength[classes] * noise)
-        signal = lookup[oedema] * (1.0 + strength[oedema] * noise[box])
-        image[box] = fade_oedema(image[box], classes[box], share, signal)
+        if box is not None:
+            signal = lookup[oedema] * (1.0 + strength[oedema] * noise[box])
+            image[box] = fade_oedema(image[box], classes[box], share, signal)
         image = ndimage.gaussian_filter(image, sigma)
         images[channel] = np.where(brain, np.maximum(image, FLOOR), 0.0)
     return images
