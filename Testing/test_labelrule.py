@@ -90,6 +90,8 @@ def test_small_enhancing_tumour_becomes_necrosis_per_case_or_per_component():
         ({"et_min_voxels": -1}, "0 \\(off\\)"),
         ({"et_min_voxels_per": "lesion"}, "case, component"),
         ({"blending": "linear"}, "gaussian, constant"),
+        ({"mirror_axes": [0, 0]}, "distinct spatial axes"),
+        ({"mirror_axes": [3]}, "among 0, 1 and 2"),
     ],
 )
 def test_bad_output_settings_are_refused(data, message):

@@ -179,6 +179,13 @@ def test_the_label_rule_is_the_models_unless_the_caller_chooses_another(
         assert not (exclusive_regions[region] & ~independent_regions[region]).any()
 
 
+def test_the_caller_may_mirror_where_the_model_does_not(predictor, tiny_model_file, phantom_root):
+    images = {"flair": case_file(phantom_root, "flair")}
+    mirrored = Predictor(tiny_model_file, device="cpu", mirror_axes=[0, 2]).segment(images)
+    assert any("mirrored along x, z" in step for step in mirrored.steps)
+    assert not any("mirrored" in step for step in predictor.segment(images).steps)
+
+
 @pytest.mark.parametrize("layout", ["default", "channels_last"])
 def test_the_network_segments_in_the_memory_layout_asked_for(tiny_model_file, phantom_root, layout):
     chosen = Predictor(tiny_model_file, device="cpu", layout=layout)

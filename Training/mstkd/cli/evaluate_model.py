@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mstkd.cli.options import add_device
+from mstkd.cli.options import add_device, add_mirror_axes
 from mstkd.conventions import LABEL_RULES, PROTOCOLS, REFERENCE_PROTOCOL
 from mstkd.metrics import DEFAULT_METRIC_CONVENTION, METRIC_CONVENTIONS, REFERENCE_CODE_CONVENTION
 
@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "scoring (one centre crop of the model's patch, each channel thresholded at 0.5, the "
             "mstkdnet-ref convention unless --convention says otherwise). "
             "--model-out writes a copy of the model file that carries the per-subset Dice table in its "
-            "metadata, from which `mstkd segment` tells which regions the given sequences can support."
+            "metadata, from which `mstkd segment` tells which regions the given sequences can support, "
+            "and the output settings (label rule, clean-up, mirroring) the table was measured with."
         ),
     )
     parser.add_argument(
@@ -60,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("evaluation"), help="output folder (default ./evaluation)"
     )
+    add_mirror_axes(parser)
     add_device(parser)
     parser.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
     parser.add_argument(
@@ -84,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
     from mstkd.splits import read_split
 
     reference = args.protocol == REFERENCE_PROTOCOL
-    if reference and (args.label_rule or args.et_min_voxels is not None):
+    if reference and (args.label_rule or args.et_min_voxels is not None or args.mirror_axes is not None):
         raise MSTKDError(
             "--protocol reference scores as the MST-KDNet code does (each channel at 0.5, no clean-up); "
-            "drop --label-rule and --et-min-voxels, or use --protocol whole-volume."
+            "drop --label-rule, --et-min-voxels and --mirror-axes, or use --protocol whole-volume."
         )
     convention = metric_convention(
         args.convention or (REFERENCE_CODE_CONVENTION if reference else DEFAULT_METRIC_CONVENTION)
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         )
     device = resolve_device(args.device)
     model = load_trained_model(args.checkpoint, device).with_output(
-        label_rule=args.label_rule, et_min_voxels=args.et_min_voxels
+        label_rule=args.label_rule, et_min_voxels=args.et_min_voxels, mirror_axes=args.mirror_axes
     )
     bar = progress(range(len(cases)), "cases", total=len(cases))
     ticks = iter(bar)
@@ -129,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model_out is not None:
         from mstkd.evaluation.validation import validation_table, write_model_with_validation
 
-        digest = write_model_with_validation(args.checkpoint, validation_table(result), args.model_out)
+        digest = write_model_with_validation(
+            args.checkpoint, validation_table(result), args.model_out, model.output
+        )
         print(f"Wrote {args.model_out} (sha256 {digest}): the model with this table as its validation")
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Union
+from typing import Tuple, Union
 
 from mstkd.conventions import DEFAULT_DEVICE, DEVICE_CHOICES
 from mstkd.resources import DEFAULT_MODEL
@@ -41,3 +41,26 @@ def add_model(options: Options) -> None:
         metavar="NAME|PATH",
         help=f"registry name or model file (default {DEFAULT_MODEL})",
     )
+
+
+def add_mirror_axes(options: Options) -> None:
+    """The `--mirror-axes` option: test-time mirroring, overriding the model file's."""
+    options.add_argument(
+        "--mirror-axes",
+        type=mirror_axes,
+        metavar="AXES",
+        help="test-time mirroring: average each window's scores with those of the window mirrored along "
+        "these axes, e.g. x (2 passes a window) or xyz (8); 'none' for one pass (default: the model file's)",
+    )
+
+
+def mirror_axes(text: str) -> Tuple[int, ...]:
+    """'x', 'xz', 'xyz' ... -> spatial axes (0, 1, 2); 'none' -> ()."""
+    letters = text.strip().lower()
+    if letters == "none":
+        return ()
+    if not letters or set(letters) - set("xyz") or len(set(letters)) != len(letters):
+        raise argparse.ArgumentTypeError(
+            f"give distinct axes among x, y and z (e.g. x or xyz), or 'none'; not {text!r}"
+        )
+    return tuple("xyz".index(letter) for letter in letters)

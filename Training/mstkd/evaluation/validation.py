@@ -7,14 +7,16 @@ sequences can support: the mean Dice of every region from every evaluated subset
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
 from mstkd.checkpoint import WEIGHTS_DIGEST_KEY, load_checkpoint, save_checkpoint
 from mstkd.errors import MSTKDError
 from mstkd.evaluation.protocol import ProtocolResult
+from mstkd.experiment.sections import OutputConfig
 from mstkd.trust import VALIDATION_KEY
+from mstkd.typed_config import to_mapping
 
 
 def validation_table(result: ProtocolResult) -> Dict[str, Any]:
@@ -40,13 +42,20 @@ def check_model_out(source: Union[str, Path], target: Union[str, Path]) -> Path:
 
 
 def write_model_with_validation(
-    source: Union[str, Path], table: Dict[str, Any], target: Union[str, Path]
+    source: Union[str, Path],
+    table: Dict[str, Any],
+    target: Union[str, Path],
+    output: Optional[OutputConfig] = None,
 ) -> str:
     """Write a copy of a model file whose metadata carries `table`; returns the copy's sha256.
 
-    The weights are unchanged; the source is never overwritten.
+    `output`, the settings the table was measured with where they are not the file's own (a label
+    rule, a clean-up, mirroring chosen for the evaluation), becomes the copy's, so that the copy
+    segments as its table says. The weights are unchanged; the source is never overwritten.
     """
     source, target = Path(source), check_model_out(source, target)
     checkpoint = load_checkpoint(source)
     metadata = {key: value for key, value in checkpoint.metadata.items() if key != WEIGHTS_DIGEST_KEY}
+    if output is not None:
+        metadata["experiment"] = {**metadata["experiment"], "output": to_mapping(output)}
     return save_checkpoint(target, checkpoint.state_dict, {**metadata, VALIDATION_KEY: table})

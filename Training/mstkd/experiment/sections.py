@@ -218,6 +218,9 @@ class OutputConfig:
     et_min_voxels: int = 0  # 0: keep every ET voxel; MAG-MS's reference: 500
     et_min_voxels_per: str = PER_CASE
     blending: str = GAUSSIAN_BLENDING
+    # Test-time mirroring (nnU-Net's): each window's scores averaged with those of the window mirrored
+    # along every combination of these spatial axes (0, 1, 2: x, y, z), so 2 ** len(mirror_axes) passes.
+    mirror_axes: Tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.label_rule is not None and self.label_rule not in LABEL_RULES:
@@ -234,6 +237,11 @@ class OutputConfig:
             raise MSTKDError(
                 f"output.et_min_voxels_per must be one of {', '.join(ET_SCOPES)}, "
                 f"not {self.et_min_voxels_per!r}."
+            )
+        if len(set(self.mirror_axes)) != len(self.mirror_axes) or not set(self.mirror_axes) <= {0, 1, 2}:
+            raise MSTKDError(
+                f"output.mirror_axes lists distinct spatial axes among 0, 1 and 2 (x, y, z), "
+                f"not {list(self.mirror_axes)}."
             )
 
     @property

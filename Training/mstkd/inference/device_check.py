@@ -27,7 +27,7 @@ from mstkd.devices import (
 )
 from mstkd.inference.predictor import WINDOWS_PER_BATCH, fallback_reason, release_gpu_memory
 from mstkd.prediction.estimate import ModelSpeed
-from mstkd.prediction.window import score_function
+from mstkd.prediction.window import mirrored, score_function
 
 MIB = 1 << 20
 # (model, device, progress=None) -> Predictor, like the Predictor class itself.
@@ -81,7 +81,8 @@ def check_device(load_predictor: PredictorLoader, model: str, requested: str = "
 def measure_speed(
     predictor: Any, device: torch.device, windows_per_batch: int
 ) -> Tuple[ModelSpeed, Optional[float]]:
-    """Seconds per window of one batch of empty windows on `device` (and the CUDA peak MiB).
+    """Seconds per window of one batch of empty windows on `device` (and the CUDA peak MiB), the
+    model's test-time mirroring included.
 
     One window runs first, untimed (the first call sets kernels up and is several times slower); the CPU
     then times a single window (its speed per window hardly depends on the batch), so that the check
@@ -90,7 +91,7 @@ def measure_speed(
     model = predictor.model
     network = model.network.to(device, memory_format=inference_memory_format(device))
     bf16 = inference_precision(device, predictor.precision).bf16
-    score = score_function(network, (True,) * len(SEQUENCES))
+    score = mirrored(score_function(network, (True,) * len(SEQUENCES)), model.output.mirror_axes)
     timed = 1 if device.type == "cpu" else windows_per_batch
 
     def windows(count: int) -> torch.Tensor:

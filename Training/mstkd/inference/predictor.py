@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -66,7 +66,8 @@ class Predictor:
     """A model (registry name or file, sha256-verified) on a device, ready to segment exams.
 
     Labels follow the model's own label rule and post-processing (recorded in its file);
-    `label_rule` ('exclusive', 'independent', 'argmax') and `et_min_voxels` override them.
+    `label_rule` ('exclusive', 'independent', 'argmax'), `et_min_voxels` and `mirror_axes`
+    (test-time mirroring along spatial axes 0-2; () for none) override them.
     `precision` is auto (bf16 on a GPU with bf16 tensor cores, else fp32), fp32 or bf16; `layout`
     the network's memory layout, auto (the device's fastest), default or channels_last.
     """
@@ -80,6 +81,7 @@ class Predictor:
         overlap: float = OVERLAP,
         label_rule: Optional[str] = None,
         et_min_voxels: Optional[int] = None,
+        mirror_axes: Optional[Sequence[int]] = None,
         precision: str = "auto",
         layout: str = "auto",
     ) -> None:
@@ -95,7 +97,9 @@ class Predictor:
 
         resolved = resolve_model(model, registry, downloading)
         self.model = load_trained_model(resolved.path, self.device, resolved.sha256).with_output(
-            label_rule=label_rule, et_min_voxels=et_min_voxels
+            label_rule=label_rule,
+            et_min_voxels=et_min_voxels,
+            mirror_axes=None if mirror_axes is None else tuple(mirror_axes),
         )
         self.name: str = resolved.name
         self.entry: Optional[ModelEntry] = resolved.entry

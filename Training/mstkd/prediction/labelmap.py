@@ -13,7 +13,7 @@ from mstkd.experiment.sections import OutputConfig
 from mstkd.intensity import brain_mask
 from mstkd.prediction.labelrule import probabilities_to_labels, remove_small_et
 from mstkd.prediction.tiling import window_count
-from mstkd.prediction.window import ScoreFunction, predict_scores, score_function
+from mstkd.prediction.window import ScoreFunction, mirrored, predict_scores, score_function
 
 Box = Tuple[slice, slice, slice]
 # Called with (windows done, windows in all) as the sliding window advances.
@@ -48,7 +48,7 @@ def predict_labels(
     The brain is `mask` where given (the brain of the present sequences before normalisation),
     else the voxels where a present channel is non-zero. Only its bounding box is worth the
     network's time, and a tumour outside it is no tumour. `output` (the model's) names the
-    label rule and the small-ET clean-up.
+    label rule, the test-time mirroring and the small-ET clean-up.
     """
     labels = np.zeros(image.shape[1:], dtype=np.uint8)
     mask = brain_mask(image, present) if mask is None else mask
@@ -56,7 +56,7 @@ def predict_labels(
     if box is None:
         return labels
     crop = image[(slice(None), *box)]
-    score = score_function(network, present)
+    score = mirrored(score_function(network, present), output.mirror_axes)
     if on_windows is not None:
         score = _counting(score, window_count(crop.shape[1:], patch, overlap), on_windows)
     scores = predict_scores(

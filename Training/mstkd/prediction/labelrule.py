@@ -46,6 +46,8 @@ def describe_output(output: OutputConfig) -> str:
         line += f" (threshold {output.threshold:g})"
     if output.blending != GAUSSIAN_BLENDING:
         line += f", {output.blending} window blending"
+    if output.mirror_axes:
+        line += ", mirrored along " + ", ".join("xyz"[axis] for axis in sorted(output.mirror_axes))
     if output.et_min_voxels:
         line += f", ET under {output.et_min_voxels} voxels per {output.et_min_voxels_per} relabelled NCR"
     return line

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+import itertools
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +30,27 @@ def score_function(network: nn.Module, present: Optional[Sequence[bool]] = None)
     if isinstance(network, MAGMSNet):
         return lambda x: torch.softmax(network(x, present).logits.float(), dim=1)
     raise TypeError(f"no score function for {type(network).__name__}")
+
+
+def mirrored(score: ScoreFunction, axes: Sequence[int]) -> ScoreFunction:
+    """`score` averaged over its (N, C, X, Y, Z) input mirrored along every combination of the spatial
+    `axes` (0, 1, 2: x, y, z), each result mirrored back: nnU-Net's test-time mirroring, 2 ** len(axes)
+    passes a window. Without axes, `score` itself."""
+    if not axes:
+        return score
+    flips: List[Tuple[int, ...]] = [
+        tuple(2 + axis for axis in combination)
+        for count in range(1, len(axes) + 1)
+        for combination in itertools.combinations(axes, count)
+    ]
+
+    def averaged(window: Tensor) -> Tensor:
+        total = score(window).float()
+        for dims in flips:
+            total += score(window.flip(dims)).float().flip(dims)
+        return total / (len(flips) + 1)
+
+    return averaged
 
 
 @torch.inference_mode()
