@@ -15,8 +15,8 @@ from mstkd.phantom import generate_case
 # The demo command's exam (a seed the demo model never saw), full size.
 SEED = 2026
 # Thick FLAIR and T2 slices, other orientations, motion and registration cost a few points of
-# Dice on this exam (measured, bundled model sha256 ff10a5cb...: WT 0.86 -> 0.83, TC 0.88 -> 0.90,
-# ET 0.80 -> 0.81).
+# Dice on this exam (measured with the bundled weights before mirroring, sha256 ff10a5cb...:
+# WT 0.86 -> 0.83, TC 0.88 -> 0.90, ET 0.80 -> 0.81).
 TOLERANCE = 0.08
 
 
