@@ -31,7 +31,7 @@ from mstkd.conventions import (
     LabelConvention,
 )
 from mstkd.errors import MSTKDError
-from mstkd.experiment.sections import GAUSSIAN_BLENDING, PER_CASE, OutputConfig
+from mstkd.experiment.sections import AXIS_LETTERS, GAUSSIAN_BLENDING, PER_CASE, OutputConfig
 
 EXCLUSIVE, INDEPENDENT, ARGMAX = EXCLUSIVE_RULE, INDEPENDENT_RULE, ARGMAX_RULE
 
@@ -47,7 +47,7 @@ def describe_output(output: OutputConfig) -> str:
     if output.blending != GAUSSIAN_BLENDING:
         line += f", {output.blending} window blending"
     if output.mirror_axes:
-        line += ", mirrored along " + ", ".join("xyz"[axis] for axis in sorted(output.mirror_axes))
+        line += ", mirrored along " + ", ".join(AXIS_LETTERS[axis] for axis in sorted(output.mirror_axes))
     if output.et_min_voxels:
         line += f", ET under {output.et_min_voxels} voxels per {output.et_min_voxels_per} relabelled NCR"
     return line
