@@ -863,13 +863,35 @@ def test_a_read_only_batch_output_folder_is_refused_before_the_model_loads(
     assert status == 2 and "read-only file system" in err, err
 
 
+# `mstkd segment` in a process of its own that, once it has read the exam, waits for a line on its
+# standard input before it segments: the signal cannot come after the end (a tiny model segments in
+# well under a second, faster than a busy machine may schedule the test's `kill`).
+HELD_AFTER_READING = """
+import sys
+import mstkd.preprocess.inputs as inputs
+from mstkd.cli.main import entry
+
+read_exam = inputs.read_exam
+
+def read_then_wait(*args, **kwargs):
+    exam = read_exam(*args, **kwargs)
+    sys.stdin.readline()
+    return exam
+
+inputs.read_exam = read_then_wait
+sys.argv[0] = "mstkd"
+entry()
+"""
+
+
 def test_sigterm_while_segmenting_exits_143_and_leaves_no_file(exam):
     labels = exam.path("labels.nii.gz")
-    command = [sys.executable, "-m", "mstkd", "segment", "--flair", exam.flair, "--t2", exam.t2]
+    command = [sys.executable, "-c", HELD_AFTER_READING, "segment", "--flair", exam.flair, "--t2", exam.t2]
     command += ["-o", str(labels), "--model", str(exam.model), "--device", "cpu", "--progress", "jsonl"]
     before = snapshot(exam.folder)
-    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    running.stdout.readline()  # the first progress event: it is reading the exam
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    running = subprocess.Popen(command, text=True, **pipes)
+    assert '"stage": "load"' in running.stdout.readline()  # it is reading the exam
     running.send_signal(signal.SIGTERM)
     _, err = running.communicate(timeout=120)
     assert running.returncode == 128 + signal.SIGTERM, err
