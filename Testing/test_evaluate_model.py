@@ -168,3 +168,42 @@ def test_the_reference_protocol_refuses_a_label_rule(tiny_model_file, phantom_ro
     arguments = ["--checkpoint", str(tiny_model_file), "--data", str(phantom_root), "--device", "cpu"]
     status = main(["evaluate-model", *arguments, "--protocol", "reference", "--label-rule", "exclusive"])
     assert status == 2 and "--protocol reference scores as the MST-KDNet code" in capsys.readouterr().err
+
+
+def test_files_mstkd_did_not_write_are_refused_before_evaluating_unless_overwrite(
+    tiny_model_file, phantom_root, tmp_path, capsys
+):
+    from faults import snapshot
+
+    arguments = ["--checkpoint", str(tiny_model_file), "--data", str(phantom_root), "--device", "cpu"]
+    arguments += ["--subsets", "flair"]
+    out = tmp_path / "evaluation"
+    out.mkdir()
+    (out / "cases.csv").write_text("case,notes\nBraTS2021_00000,the user's own\n")
+    notes = tmp_path / "notes.safetensors"
+    notes.write_bytes(b"not a model of ours")
+    before = snapshot(tmp_path)
+    assert main(["evaluate-model", *arguments, "--out", str(out)]) == 2
+    assert "cases.csv exists and is not a results table written by mstkd" in capsys.readouterr().err
+    annotated_copy = ["--model-out", str(notes)]
+    assert main(["evaluate-model", *arguments, "--out", str(tmp_path / "new"), *annotated_copy]) == 2
+    assert "notes.safetensors exists and is not a model file written by mstkd" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before, "refused before any file was written"
+
+    assert main(["evaluate-model", *arguments, "--out", str(out), "--overwrite", *annotated_copy]) == 0
+    assert (out / "cases.csv").read_text().startswith("# protocol: ")
+    copy = load_checkpoint(notes)
+    # mstkd's own files are replaced without --overwrite: the tables and the annotated copy.
+    assert main(["evaluate-model", *arguments, "--out", str(out), *annotated_copy]) == 0
+    assert load_checkpoint(notes).sha256 == copy.sha256
+
+
+def test_every_table_file_written_is_recognised_as_mstkds(tiny_model_file, phantom_root, tmp_path):
+    from mstkd.evaluation.protocol import TABLE_FILES, is_our_table
+
+    arguments = ["--checkpoint", str(tiny_model_file), "--data", str(phantom_root), "--device", "cpu"]
+    assert main(["evaluate-model", *arguments, "--subsets", "t2", "--out", str(tmp_path / "e")]) == 0
+    assert all(is_our_table(tmp_path / "e" / name) for name in TABLE_FILES)
+    (tmp_path / "other.json").write_text(json.dumps({"protocol": "mine", "table": []}))
+    (tmp_path / "other.md").write_text("<!-- a note -->\n| protocol: |\n")
+    assert not is_our_table(tmp_path / "other.json") and not is_our_table(tmp_path / "other.md")

@@ -115,6 +115,17 @@ def load_checkpoint(path: Union[str, Path], expected_sha256: Optional[str] = Non
     return Checkpoint(path, state_dict, metadata, digest, metadata_verified=vouched)
 
 
+def is_model_file(path: Union[str, Path]) -> bool:
+    """True for a safetensors file whose header carries mstkd's metadata (a model file mstkd wrote)."""
+    try:
+        with open(path, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(size).decode("utf-8"))
+    except (OSError, ValueError, MemoryError):
+        return False
+    return isinstance(header, dict) and METADATA_KEY in header.get("__metadata__", {})
+
+
 def model_metadata(
     experiment: ExperimentConfig, labels: str, spacing: Tuple[float, ...], **extra: Any
 ) -> Dict[str, Any]:

@@ -70,6 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODEL.safetensors",
         help="also write a copy of the model carrying this per-subset Dice table as its validation",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in --out and a --model-out file that mstkd did not write",
+    )
     parser.set_defaults(run=run)
 
 
@@ -79,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     from mstkd.conventions import SUBSETS, parse_subsets
     from mstkd.devices import resolve_device
     from mstkd.errors import MSTKDError
-    from mstkd.evaluation.protocol import evaluate_model
+    from mstkd.evaluation.protocol import TABLE_FILES, evaluate_model, is_our_table
+    from mstkd.files import check_replaceable, check_writable
     from mstkd.inference.model_file import load_trained_model
     from mstkd.metrics import metric_convention
     from mstkd.progress import progress
@@ -94,10 +100,14 @@ def run(args: argparse.Namespace) -> int:
     convention = metric_convention(
         args.convention or (REFERENCE_CODE_CONVENTION if reference else DEFAULT_METRIC_CONVENTION)
     )
+    for name in TABLE_FILES:
+        check_replaceable(args.out / name, is_our_table, args.overwrite, "results table")
+    check_writable(args.out)
     if args.model_out is not None:
         from mstkd.evaluation.validation import check_model_out
 
-        check_model_out(args.checkpoint, args.model_out)
+        check_model_out(args.checkpoint, args.model_out, args.overwrite)
+        check_writable(args.model_out.parent)
     subsets = SUBSETS if args.subsets.strip().lower() == EVERY_SUBSET else parse_subsets(args.subsets)
     discovery = discover_cases(args.data)
     cases = [c for c in discovery.cases if not c.missing and c.segmentation is not None]
@@ -132,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         from mstkd.evaluation.validation import validation_table, write_model_with_validation
 
         digest = write_model_with_validation(
-            args.checkpoint, validation_table(result), args.model_out, model.output
+            args.checkpoint, validation_table(result), args.model_out, model.output, args.overwrite
         )
         print(f"Wrote {args.model_out} (sha256 {digest}): the model with this table as its validation")
     return 0

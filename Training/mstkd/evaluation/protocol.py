@@ -57,6 +57,11 @@ MARKDOWN_COLUMNS = {
     "global_hd95": "global HD95",
 }
 WHOLE_VOLUME, REFERENCE = WHOLE_VOLUME_PROTOCOL, REFERENCE_PROTOCOL
+# The files `ProtocolResult.write` puts in its folder; each begins with the header (JSON: its fields).
+TABLE_FILES = ("table.md", "table.csv", "table.json", "cases.csv")
+HEADER_START = "protocol: "
+MARKDOWN_HEADER_START = "<!-- "
+CSV_HEADER_START = "# "
 # What the reference protocol keeps of the code: its rule and its voxel-unit distances.
 REFERENCE_OUTPUT = OutputConfig(label_rule=INDEPENDENT, threshold=0.5)
 VOXEL_SPACING = (1.0, 1.0, 1.0)
@@ -109,7 +114,7 @@ class ProtocolResult:
     def header(self) -> str:
         """What the numbers are: convention, split, number of cases, model identity."""
         return (
-            f"protocol: {self.protocol}; {self.output}; metric convention: {self.convention.name}; "
+            f"{HEADER_START}{self.protocol}; {self.output}; metric convention: {self.convention.name}; "
             f"split: {self.split}; cases: {self.case_count}; "
             f"model: {self.model_path.name} sha256 {self.model_sha256}"
         )
@@ -118,7 +123,7 @@ class ProtocolResult:
         """The table as markdown, Dice in % and HD95 in mm, under its header."""
         shown = [(m, r) for m in self.convention.metrics if m in MARKDOWN_COLUMNS for r in self.regions]
         columns = [f"{MARKDOWN_COLUMNS[m]} {r}" for m, r in shown]
-        lines = [f"<!-- {self.header()} -->", "| subset | " + " | ".join(columns) + " |"]
+        lines = [f"{MARKDOWN_HEADER_START}{self.header()} -->", "| subset | " + " | ".join(columns) + " |"]
         lines.append("|---" * (len(columns) + 1) + "|")
         for row in self.table():
             values = [
@@ -133,7 +138,7 @@ class ProtocolResult:
         table = self.table()
         tables, cases = io.StringIO(), io.StringIO()
         for stream in (tables, cases):
-            stream.write(f"# {self.header()}\n")
+            stream.write(f"{CSV_HEADER_START}{self.header()}\n")
         writer = csv.DictWriter(tables, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
@@ -144,11 +149,12 @@ class ProtocolResult:
             for region, value in score.regions.items():
                 values = value.values()
                 rows.writerow([score.case_id, score.subset.name, region, *(values[m] for m in metrics)])
+        markdown, table_csv, table_json, cases_csv = TABLE_FILES
         texts = {
-            "table.md": self.markdown() + "\n",
-            "table.csv": tables.getvalue(),
-            "table.json": json.dumps(self.to_json(), indent=2),
-            "cases.csv": cases.getvalue(),
+            markdown: self.markdown() + "\n",
+            table_csv: tables.getvalue(),
+            table_json: json.dumps(self.to_json(), indent=2),
+            cases_csv: cases.getvalue(),
         }
         return {name: write_text(folder / name, text) for name, text in texts.items()}
 
@@ -164,6 +170,21 @@ class ProtocolResult:
             "sha256": self.model_sha256,
             "table": self.table(),
         }
+
+
+def is_our_table(path: Path) -> bool:
+    """True for a file `ProtocolResult.write` wrote: it begins with the evaluation's header."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if text.startswith((MARKDOWN_HEADER_START + HEADER_START, CSV_HEADER_START + HEADER_START)):
+        return True
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and {"protocol", "sha256", "table"} <= data.keys()
 
 
 def evaluate_model(
