@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from mstkd.boxes import bounding_box, grown
 from mstkd.conventions import SUBREGION_COLOURS, label_convention
 from mstkd.files import PathLike, write_verified
 
@@ -41,7 +42,8 @@ def save_slice_grid(
 
     tumour = np.argwhere(centre_on > 0)
     centre = tuple(int(c) for c in (tumour.mean(axis=0) if len(tumour) else np.array(centre_on.shape) / 2))
-    crop = _brain_box(np.any([volume != 0 for _, volume, _ in columns], axis=0))
+    content = np.any([volume != 0 for _, volume, _ in columns], axis=0)
+    crop = grown(bounding_box(content), CROP_MARGIN_VOXELS, content.shape) or (slice(None),) * content.ndim
     sz, sy, sx = tuple(spacing_xyz)[::-1]
     aspects = (sy / sx, sz / sx, sz / sy)
     figure = Figure(figsize=(PANEL_INCHES * len(columns), PANEL_INCHES * 3), facecolor="black")
@@ -89,15 +91,6 @@ def _slices(
     coronal = volume[cz, y, cx][::-1]
     sagittal = volume[cz, cy, x][::-1]
     return axial, coronal, sagittal
-
-
-def _brain_box(mask: np.ndarray) -> Tuple[slice, ...]:
-    """The bounding box of the non-zero voxels, with a small margin."""
-    where = np.nonzero(mask)
-    return tuple(
-        slice(max(int(a.min()) - CROP_MARGIN_VOXELS, 0), min(int(a.max()) + CROP_MARGIN_VOXELS + 1, n))
-        for a, n in zip(where, mask.shape)
-    )
 
 
 def _overlay(labels: np.ndarray, convention_name: str) -> np.ndarray:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from types import ModuleType
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from scipy.ndimage import binary_dilation, find_objects, generate_binary_structure
 
+from mstkd.boxes import Box, bounding_box, grown, union
 from mstkd.conventions import LabelConvention, region_masks, regions_with_cavity
 from mstkd.errors import MSTKDError
 
@@ -32,8 +33,6 @@ LESION_DILATION = 3
 LESION_MIN_VOLUME_MM3 = 50.0
 LESION_HD95_PENALTY = 374.0
 _DILATION_STRUCTURE = generate_binary_structure(3, 2)
-
-Box = Tuple[slice, ...]
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def region_lesionwise(
     if not (reference.any() or prediction.any()):
         return LesionwiseScore(1.0, 0.0, global_dice, global_hd95, 0, 0, 0)
     # Nothing beyond the dilated ground truth and the prediction changes the result.
-    box = _union_box([_grown(_box(reference), LESION_DILATION, reference.shape), _box(prediction)])
+    box = union([grown(bounding_box(reference), LESION_DILATION, reference.shape), bounding_box(prediction)])
     reference, prediction = reference[box], prediction[box]
     reach = binary_dilation(reference, _DILATION_STRUCTURE, iterations=LESION_DILATION)
     pair = panoptica.SemanticPair(prediction.astype(np.uint8), reach.astype(np.uint8))
@@ -109,7 +108,7 @@ def region_lesionwise(
         if np.count_nonzero(lesions[lesion_box] == lesion) * voxel_mm3 <= LESION_MIN_VOLUME_MM3:
             continue
         if hits:
-            pair_box = _union_box([lesion_box, *(component_boxes[h - 1] for h in hits)])
+            pair_box = union([lesion_box, *(component_boxes[h - 1] for h in hits)])
             scores.append(_lesion_scores(panoptica, lesions, components, lesion, hits, pair_box, spacing))
         else:
             scores.append((0.0, LESION_HD95_PENALTY))
@@ -133,7 +132,7 @@ def _lesion_scores(
     box: Box,
     spacing: Sequence[float],
 ) -> Tuple[float, float]:
-    box = _grown(box, 1, lesions.shape)  # a background margin keeps every surface voxel a surface voxel
+    box = grown(box, 1, lesions.shape)  # a background margin keeps every surface voxel a surface voxel
     reference, prediction = lesions[box], components[box]
     dice = panoptica.Metric.DSC(reference, prediction, ref_instance_idx=lesion, pred_instance_idx=hits)
     hd95 = panoptica.Metric.HD95(
@@ -151,27 +150,7 @@ def _binary_scores(
         return 1.0, 0.0
     if any(empty):
         return 0.0, LESION_HD95_PENALTY
-    box = _grown(_union_box([_box(reference), _box(prediction)]), 1, reference.shape)
+    box = grown(union([bounding_box(reference), bounding_box(prediction)]), 1, reference.shape)
     dice = panoptica.Metric.DSC(reference[box], prediction[box])
     hd95 = panoptica.Metric.HD95(reference[box], prediction[box], voxelspacing=spacing)
     return float(dice), float(hd95)
-
-
-def _box(mask: np.ndarray) -> Optional[Box]:
-    """The bounding box of a mask's voxels, or None when it has none."""
-    found = find_objects(mask.astype(np.uint8))
-    return found[0] if found else None
-
-
-def _union_box(boxes: Sequence[Optional[Box]]) -> Box:
-    present = [b for b in boxes if b is not None]
-    return tuple(
-        slice(min(b[axis].start for b in present), max(b[axis].stop for b in present))
-        for axis in range(len(present[0]))
-    )
-
-
-def _grown(box: Optional[Box], margin: int, shape: Sequence[int]) -> Optional[Box]:
-    if box is None:
-        return None
-    return tuple(slice(max(s.start - margin, 0), min(s.stop + margin, n)) for s, n in zip(box, shape))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from mstkd.boxes import bounding_box
 from mstkd.conventions import LabelConvention
 from mstkd.experiment.sections import OutputConfig
 from mstkd.intensity import brain_mask
@@ -15,17 +16,8 @@ from mstkd.prediction.labelrule import probabilities_to_labels, remove_small_et
 from mstkd.prediction.tiling import window_count
 from mstkd.prediction.window import ScoreFunction, mirrored, predict_scores, score_function
 
-Box = Tuple[slice, slice, slice]
 # Called with (windows done, windows in all) as the sliding window advances.
 WindowReport = Callable[[int, int], None]
-
-
-def brain_box(mask: np.ndarray) -> Optional[Box]:
-    """The bounding box of a mask's voxels, or None when it is empty."""
-    where = np.nonzero(mask)
-    if len(where[0]) == 0:
-        return None
-    return tuple(slice(int(i.min()), int(i.max()) + 1) for i in where)  # type: ignore[return-value]
 
 
 def predict_labels(
@@ -52,7 +44,7 @@ def predict_labels(
     """
     labels = np.zeros(image.shape[1:], dtype=np.uint8)
     mask = brain_mask(image, present) if mask is None else mask
-    box = brain_box(mask)
+    box = bounding_box(mask)
     if box is None:
         return labels
     crop = image[(slice(None), *box)]

@@ -19,8 +19,8 @@ import numpy as np
 from monai.transforms import MapTransform, Randomizable
 from scipy import ndimage
 
+from mstkd.boxes import bounding_box, grown
 from mstkd.conventions import PHANTOM_CLASSES, SEQUENCES, LabelConvention
-from mstkd.prediction.labelmap import Box, brain_box
 from mstkd.training.tumour_shapes import labels_from_classes, random_tumour, smooth_noise
 
 # (brighter, darker) pairs per sequence.
@@ -110,11 +110,6 @@ def fade_oedema(
     return np.where(share > 0, share * oedema_signal + (1.0 - share) * beneath, image).astype(np.float32)
 
 
-def _grown(box: Optional[Box], margin: int) -> Optional[Box]:
-    """`box` grown by `margin` voxels on every side (clipped at 0 below; slicing clips above)."""
-    return None if box is None else tuple(slice(max(b.start - margin, 0), b.stop + margin) for b in box)
-
-
 def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(4, ...) float32 images in canonical sequence order from a class map; 0 outside the brain."""
     brain = classes > 0
@@ -123,7 +118,8 @@ def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     fade = rng.uniform(*OEDEMA_FADE_VOXELS)
     oedema = PHANTOM_CLASSES["ed"]
     # Oedema changes nothing further out than the fade, nor its guess of the tissue beneath.
-    box = _grown(brain_box(classes == oedema), int(np.ceil(fade + 3 * BENEATH_SIGMA_VOXELS)) + 1)
+    margin = int(np.ceil(fade + 3 * BENEATH_SIGMA_VOXELS)) + 1
+    box = grown(bounding_box(classes == oedema), margin, classes.shape)
     share = oedema_share(classes[box], fade) if box is not None else None
     for channel, sequence in enumerate(SEQUENCES):
         means = draw_means(rng, sequence)
