@@ -86,3 +86,30 @@ def test_evaluate_model_refuses_bad_axes_and_mirroring_under_the_reference_proto
     assert exit_info.value.code == 2 and "among x, y and z" in capsys.readouterr().err
     status = main(["evaluate-model", *arguments, "--protocol", "reference", "--mirror-axes", "x"])
     assert status == 2 and "--mirror-axes" in capsys.readouterr().err
+
+
+def test_segment_mirrors_on_request_and_a_kept_predictor_keeps_the_model_file_setting(
+    tiny_model_file, phantom_root, tmp_path
+):
+    import json
+
+    from mstkd.cli.main import build_parser
+    from mstkd.cli.segment import run as segment
+    from mstkd.cli.serve import PredictorCache
+
+    case = phantom_root / "BraTS2021_00000" / "BraTS2021_00000"
+    kept = PredictorCache()
+    steps = {}
+    for axes in ("xz", None, "none"):
+        summary = tmp_path / f"{axes}.json"
+        argv = ["segment", "--flair", f"{case}_flair.nii.gz", "-o", str(tmp_path / f"{axes}.nii.gz")]
+        argv += ["--summary", str(summary), "--model", str(tiny_model_file), "--device", "cpu"]
+        argv += [] if axes is None else ["--mirror-axes", axes]
+        args = build_parser(["segment"]).parse_args(argv)
+        assert segment(args, load_predictor=kept) == 0
+        steps[axes] = next(s for s in json.loads(summary.read_text())["steps"] if "sliding-window" in s)
+    assert "mirrored along x, z" in steps["xz"]
+    # The request after --mirror-axes xz segments as the model file says (one pass): the kept
+    # predictor was not changed by it.
+    assert "mirrored" not in steps[None] and "mirrored" not in steps["none"]
+    assert kept.predictor.model.output.mirror_axes == ()

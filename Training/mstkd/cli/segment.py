@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, TextIO, Tuple
 
-from mstkd.cli.options import add_device, add_model
+from mstkd.cli.options import add_device, add_mirror_axes, add_model
 from mstkd.conventions import (
     BRAIN_EXTRACTION_CHOICES,
     DEFAULT_BRAIN_EXTRACTION,
@@ -77,6 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reference", metavar="NAME", help="sequence whose grid the labels land on")
     add_model(parser)
     add_device(parser)
+    add_mirror_axes(parser)
     parser.add_argument(
         "--labels",
         choices=sorted(LABEL_CONVENTIONS),
@@ -171,6 +172,7 @@ def _run_one(args: argparse.Namespace, emit, out: TextIO, load_predictor: Predic
 
     tracker("load", SPANS["load"][1], f"loading model {args.model} ({args.device})")
     predictor = load_predictor(args.model, args.device, progress=scaled(emit, 0.0, 0.0))
+    predictor = predictor.with_output(mirror_axes=args.mirror_axes)
     result = predictor.segment_exam(
         exam,
         progress=scaled(emit, 0.0, SEGMENT_SHARE),
@@ -248,6 +250,7 @@ def _segment_share(
     share = pending[context.rank :: context.world_size]
 
     predictor = load_predictor(args.model, str(context.device), progress=scaled(emit, 0.0, 0.0))
+    predictor = predictor.with_output(mirror_axes=args.mirror_axes)
     done: List[str] = []
     failed: List[Tuple[str, str]] = []
     bar = progress(share, "cases", total=len(share))

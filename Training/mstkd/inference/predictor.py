@@ -12,10 +12,11 @@ CPU, and the result says so.
 
 from __future__ import annotations
 
+import copy
 import gc
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -96,14 +97,30 @@ class Predictor:
             tracker("load", 0.0, f"downloading model '{model}': {size}")
 
         resolved = resolve_model(model, registry, downloading)
-        self.model = load_trained_model(resolved.path, self.device, resolved.sha256).with_output(
-            label_rule=label_rule,
-            et_min_voxels=et_min_voxels,
-            mirror_axes=None if mirror_axes is None else tuple(mirror_axes),
-        )
+        self.model = load_trained_model(resolved.path, self.device, resolved.sha256)
         self.name: str = resolved.name
         self.entry: Optional[ModelEntry] = resolved.entry
         self.overlap = overlap
+        self._use_output(label_rule=label_rule, et_min_voxels=et_min_voxels, mirror_axes=mirror_axes)
+
+    def with_output(
+        self,
+        label_rule: Optional[str] = None,
+        et_min_voxels: Optional[int] = None,
+        mirror_axes: Optional[Sequence[int]] = None,
+    ) -> Predictor:
+        """This predictor, sharing its loaded network, with other output settings (None: unchanged).
+
+        This one is left as it was: a kept predictor (`mstkd serve`, the Slicer module) can serve a
+        request that asks for one pass without changing the next request's.
+        """
+        other = copy.copy(self)
+        other._use_output(label_rule=label_rule, et_min_voxels=et_min_voxels, mirror_axes=mirror_axes)
+        return other
+
+    def _use_output(self, mirror_axes: Optional[Sequence[int]], **changes: Any) -> None:
+        axes = None if mirror_axes is None else tuple(mirror_axes)
+        self.model = self.model.with_output(mirror_axes=axes, **changes)
 
     @property
     def path(self) -> Path:
