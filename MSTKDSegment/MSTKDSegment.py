@@ -567,11 +567,13 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
         timeoutSeconds: Optional[float] = None,
         brainExtraction: str = DEFAULT_BRAIN_EXTRACTION,
         brainMask: bool = False,
+        mirrorAxes: Optional[str] = None,
     ):
         """Segment volumes keyed by sequence ('flair', 't1', 't1ce' or 'T1Gd', 't2'); returns the result.
 
         `brainExtraction`: 'auto', 'deepbet', 'hd-bet' or 'none'; `brainMask` adds the brain mask
-        the engine used as a segment of its own."""
+        the engine used as a segment of its own; `mirrorAxes` 'none' segments in one pass (faster),
+        'x' ... 'xyz' mirrors along those axes (default: as the model file says)."""
         self.ensureDependencies()
         return self.lib.segment(
             inputs,
@@ -585,6 +587,7 @@ class MSTKDSegmentLogic(ScriptedLoadableModuleLogic):
             on_event=self._logEvent,
             brain_extraction=brainExtraction,
             brain_mask=brainMask,
+            mirror_axes=mirrorAxes,
         )
 
     def start(self, request):

@@ -66,3 +66,32 @@ def test_the_real_engine_segments_a_phantom_into_the_scene(tiny_model_file, phan
     if engine is not None:
         assert engine.ready and engine.starts == 1
         engine.close()
+
+
+def test_a_request_for_one_pass_or_for_mirroring_reaches_the_warm_engine(tiny_model_file, phantom_root):
+    from trame_slicer.core import SlicerApp
+
+    from MSTKDSegmentLib import (
+        EngineService,
+        SegmentationLogic,
+        SegmentationRequest,
+        child_environment,
+        serve_command,
+    )
+
+    app = SlicerApp()
+    engine = EngineService(serve_command(sys.executable), child_environment())
+    logic = SegmentationLogic(
+        app.scene, app.segmentations_logic, app.volumes_logic, python=sys.executable, engine=engine
+    )
+    _, nodes = logic.load_case(sorted(p for p in phantom_root.iterdir() if p.is_dir())[0])
+    inference = {}
+    for axes in ("xy", None):
+        request = SegmentationRequest({"t2": nodes["t2"]}, str(tiny_model_file), "cpu", mirror_axes=axes)
+        run = logic.start(request)
+        assert run.wait(240)
+        run.finish()
+        inference[axes] = next(step for step in run.summary["steps"] if "sliding-window" in step)
+    engine.close()
+    assert "mirrored along x, y" in inference["xy"]
+    assert "mirrored" not in inference[None], "the next request segments as the model file says"

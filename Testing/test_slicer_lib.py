@@ -428,6 +428,8 @@ def test_requests_are_checked_before_anything_starts(app, logic):
         logic.start(SegmentationRequest({"flair": flair}, reference="t1ce"))
     with pytest.raises(MSTKDError, match="Unknown device"):
         logic.start(SegmentationRequest({"flair": flair}, device="tpu"))
+    with pytest.raises(MSTKDError, match="among x, y and z"):
+        logic.start(SegmentationRequest({"flair": flair}, mirror_axes="xx"))
     # The engine's device names: one GPU of several, and Apple's GPU, are requests the engine takes.
     from mstkd.conventions import parse_device
 

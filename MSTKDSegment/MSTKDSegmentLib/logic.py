@@ -30,6 +30,7 @@ from mstkd.conventions import (
     check_labels,
     label_convention,
     parse_device,
+    parse_mirror_axes,
     sequence_map,
 )
 from mstkd.errors import MSTKDError
@@ -84,7 +85,8 @@ class SegmentationRequest:
     """What to segment and how: volumes by sequence (aliases accepted), model, device and output.
 
     `brain_extraction` is one of BRAIN_EXTRACTION_CHOICES; `brain_mask` adds the brain mask the
-    engine used as a segment of its own.
+    engine used as a segment of its own. `mirror_axes` ('none' for one pass, 'x' ... 'xyz') overrides
+    the model file's test-time mirroring; None keeps it.
     """
 
     inputs: Mapping[str, object]
@@ -97,6 +99,7 @@ class SegmentationRequest:
     labels: str = DEFAULT_LABELS
     brain_extraction: str = DEFAULT_BRAIN_EXTRACTION
     brain_mask: bool = False
+    mirror_axes: Optional[str] = None
 
 
 class SegmentationRun:
@@ -264,6 +267,8 @@ class SegmentationLogic:
             raise MSTKDError("Choose a model: a name from the list or a model file.")
         label_convention(request.labels)
         check_choice(request.brain_extraction)
+        if request.mirror_axes is not None:
+            parse_mirror_axes(request.mirror_axes)
         target = request.segmentation
         if target is not None:
             if not target.IsA("vtkMRMLSegmentationNode"):
@@ -297,6 +302,8 @@ class SegmentationLogic:
             ]  # fmt: skip
             if request.brain_mask:
                 arguments += ["--brain-mask", str(folder / BRAIN_MASK_FILE)]
+            if request.mirror_axes is not None:
+                arguments += ["--mirror-axes", request.mirror_axes]
             process = self.engine.segment(arguments, str(folder))
         except OSError as error:
             shutil.rmtree(folder, ignore_errors=True)
@@ -319,6 +326,7 @@ class SegmentationLogic:
         on_event: Optional[EventCallback] = None,
         brain_extraction: str = DEFAULT_BRAIN_EXTRACTION,
         brain_mask: bool = False,
+        mirror_axes: Optional[str] = None,
     ):
         """Segment and wait (for scripts and the Python console); returns the segmentation node."""
         request = SegmentationRequest(
@@ -331,6 +339,7 @@ class SegmentationLogic:
             show_3d,
             brain_extraction=brain_extraction,
             brain_mask=brain_mask,
+            mirror_axes=mirror_axes,
         )
         run = self.start(request)
         try:

@@ -437,3 +437,20 @@ PHANTOM_REQUIREMENTS: Tuple[Requirement, ...] = (
     Requirement("scipy", "scipy", "1.10"),
     Requirement("tqdm", "tqdm", "4.66"),
 )
+
+
+# The spatial axes 0, 1, 2 by name, as `output.mirror_axes` is written on the command line and in reports.
+AXIS_LETTERS = "xyz"
+NO_MIRRORING = "none"
+
+
+def parse_mirror_axes(text: str) -> Tuple[int, ...]:
+    """'x', 'xz', 'xyz' ... -> spatial axes (0, 1, 2); 'none' -> () (one pass)."""
+    letters = text.strip().lower()
+    if letters == NO_MIRRORING:
+        return ()
+    if not letters or set(letters) - set(AXIS_LETTERS) or len(set(letters)) != len(letters):
+        raise MSTKDError(
+            f"Mirroring axes: give distinct axes among x, y and z (e.g. x or xyz), or 'none'; not {text!r}."
+        )
+    return tuple(AXIS_LETTERS.index(letter) for letter in letters)

@@ -55,14 +55,11 @@ def add_mirror_axes(options: Options) -> None:
 
 
 def mirror_axes(text: str) -> Tuple[int, ...]:
-    """'x', 'xz', 'xyz' ... -> spatial axes (0, 1, 2); 'none' -> ()."""
-    from mstkd.experiment.sections import AXIS_LETTERS
+    """'x', 'xz', 'xyz' ... -> spatial axes (0, 1, 2); 'none' -> () (see parse_mirror_axes)."""
+    from mstkd.conventions import parse_mirror_axes
+    from mstkd.errors import MSTKDError
 
-    letters = text.strip().lower()
-    if letters == "none":
-        return ()
-    if not letters or set(letters) - set(AXIS_LETTERS) or len(set(letters)) != len(letters):
-        raise argparse.ArgumentTypeError(
-            f"give distinct axes among x, y and z (e.g. x or xyz), or 'none'; not {text!r}"
-        )
-    return tuple(AXIS_LETTERS.index(letter) for letter in letters)
+    try:
+        return parse_mirror_axes(text)
+    except MSTKDError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

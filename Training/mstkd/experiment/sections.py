@@ -203,8 +203,6 @@ ET_SCOPES = (PER_CASE, PER_COMPONENT)
 # window's centre, or uniform weights (MONAI's default, which MAG-MS's reference uses).
 GAUSSIAN_BLENDING, CONSTANT_BLENDING = "gaussian", "constant"
 BLENDINGS = (GAUSSIAN_BLENDING, CONSTANT_BLENDING)
-# The spatial axes 0, 1, 2 by name, as `output.mirror_axes` is written on the command line and in reports.
-AXIS_LETTERS = "xyz"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import torch
 
 from mstkd.conventions import (
     ARGMAX_RULE,
+    AXIS_LETTERS,
     EXCLUSIVE_RULE,
     INDEPENDENT_RULE,
     LABEL_RULES,
@@ -31,7 +32,7 @@ from mstkd.conventions import (
     LabelConvention,
 )
 from mstkd.errors import MSTKDError
-from mstkd.experiment.sections import AXIS_LETTERS, GAUSSIAN_BLENDING, PER_CASE, OutputConfig
+from mstkd.experiment.sections import GAUSSIAN_BLENDING, PER_CASE, OutputConfig
 
 EXCLUSIVE, INDEPENDENT, ARGMAX = EXCLUSIVE_RULE, INDEPENDENT_RULE, ARGMAX_RULE
 
