@@ -34,6 +34,18 @@ def double_logic(app, work_folder):
     )
 
 
+def real_engine_logic(app, warm: bool = True):
+    """(logic, engine): the Lib's logic on a SlicerApp's scene with the real engine of this Python,
+    warm (`mstkd serve`, returned to be closed) or a `mstkd segment` process per run (engine None)."""
+    from MSTKDSegmentLib import EngineService, SegmentationLogic, child_environment, serve_command
+
+    engine = EngineService(serve_command(sys.executable), child_environment()) if warm else None
+    logic = SegmentationLogic(
+        app.scene, app.segmentations_logic, app.volumes_logic, python=sys.executable, engine=engine
+    )
+    return logic, engine
+
+
 def double_engine(kind: str):
     """The tests' engine running the protocol double: a child process per run ('child'), or warm ('warm')."""
     from MSTKDSegmentLib.engine import child_environment

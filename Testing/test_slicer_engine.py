@@ -4,35 +4,22 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 
 import numpy as np
 import pytest
 
 pytest.importorskip("trame_slicer")
 
-from slicer_helpers import segment_ids, segment_mask  # noqa: E402
+from slicer_helpers import real_engine_logic, segment_ids, segment_mask  # noqa: E402
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["child", "warm"])
 def test_the_real_engine_segments_a_phantom_into_the_scene(tiny_model_file, phantom_root, warm):
     from trame_slicer.core import SlicerApp
 
-    from MSTKDSegmentLib import (
-        EngineService,
-        Progress,
-        SegmentationLogic,
-        child_environment,
-        read_notes,
-        read_volumes_table,
-        serve_command,
-    )
+    from MSTKDSegmentLib import Progress, read_notes, read_volumes_table
 
-    app = SlicerApp()
-    engine = EngineService(serve_command(sys.executable), child_environment()) if warm else None
-    logic = SegmentationLogic(
-        app.scene, app.segmentations_logic, app.volumes_logic, python=sys.executable, engine=engine
-    )
+    logic, engine = real_engine_logic(SlicerApp(), warm)
     case_folder = sorted(p for p in phantom_root.iterdir() if p.is_dir())[0]
     case_id, nodes = logic.load_case(case_folder)  # a BraTS 2021 layout
     assert case_id == case_folder.name and list(nodes) == ["flair", "t1", "t1ce", "t2"]
@@ -71,19 +58,9 @@ def test_the_real_engine_segments_a_phantom_into_the_scene(tiny_model_file, phan
 def test_a_request_for_one_pass_or_for_mirroring_reaches_the_warm_engine(tiny_model_file, phantom_root):
     from trame_slicer.core import SlicerApp
 
-    from MSTKDSegmentLib import (
-        EngineService,
-        SegmentationLogic,
-        SegmentationRequest,
-        child_environment,
-        serve_command,
-    )
+    from MSTKDSegmentLib import SegmentationRequest
 
-    app = SlicerApp()
-    engine = EngineService(serve_command(sys.executable), child_environment())
-    logic = SegmentationLogic(
-        app.scene, app.segmentations_logic, app.volumes_logic, python=sys.executable, engine=engine
-    )
+    logic, engine = real_engine_logic(SlicerApp())
     _, nodes = logic.load_case(sorted(p for p in phantom_root.iterdir() if p.is_dir())[0])
     inference = {}
     for axes in ("xy", None):

@@ -22,7 +22,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 QtWidgets = pytest.importorskip("PySide6.QtWidgets")
 from PySide6 import QtCore, QtGui, QtUiTools  # noqa: E402
-from slicer_helpers import MODULE_DIR, ROOT  # noqa: E402
+from slicer_helpers import MODULE_DIR, ROOT, real_engine_logic  # noqa: E402
 
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "MSTKDSegment.ui"
 MODULE_FILE = MODULE_DIR / "MSTKDSegment.py"
@@ -205,25 +205,11 @@ def render(panel, path: Path, state, settings, log: str) -> Path:
 def screenshot(path: Path) -> Path:
     """The panel during a real run: a BraTS-size synthetic exam in a real scene, the engine's device check
     and the demo model's progress in the warm engine, all through PanelState."""
-    import sys
-
     from trame_slicer.core import SlicerApp
 
-    from MSTKDSegmentLib import (
-        EngineService,
-        PanelSettings,
-        PanelState,
-        Progress,
-        SegmentationLogic,
-        SegmentationRequest,
-        child_environment,
-        model_choices,
-        serve_command,
-    )
+    from MSTKDSegmentLib import PanelSettings, PanelState, Progress, SegmentationRequest, model_choices
 
-    app = SlicerApp()
-    engine = EngineService(serve_command(sys.executable), child_environment())
-    logic = SegmentationLogic(app.scene, app.segmentations_logic, app.volumes_logic, engine=engine)
+    logic, engine = real_engine_logic(SlicerApp())
     state = PanelState(model_choices())
     nodes = logic.load_phantom(seed=42, shape=(240, 240, 155), sequences=("flair", "t1ce", "t2"))
     settings = state.new_case(PanelSettings(), nodes)
