@@ -1,19 +1,28 @@
-"""Bounding boxes of masks, as tuples of slices: found, grown by a margin, joined."""
+"""Bounding boxes of masks, as tuples of slices: found, grown by a margin, joined.
+
+numpy alone: `mstkd segment` uses it and starts without importing scipy (see test_startup).
+"""
 
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from scipy.ndimage import find_objects
 
 Box = Tuple[slice, ...]
 
 
 def bounding_box(mask: np.ndarray) -> Optional[Box]:
     """The bounding box of a mask's voxels, or None when it has none."""
-    found = find_objects(np.asarray(mask, dtype=np.uint8))
-    return found[0] if found else None
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return None
+    box = []
+    for axis in range(mask.ndim):
+        across = tuple(other for other in range(mask.ndim) if other != axis)
+        found = np.flatnonzero(mask.any(axis=across))
+        box.append(slice(int(found[0]), int(found[-1]) + 1))
+    return tuple(box)
 
 
 def grown(box: Optional[Box], margin: int, shape: Sequence[int]) -> Optional[Box]:
