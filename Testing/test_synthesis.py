@@ -21,7 +21,15 @@ from mstkd.phantom import generate_case, write_phantoms
 from mstkd.training.augment import RandGhosting, RandSliceGain, RandThickSlices, acquisition_transforms
 from mstkd.training.data import LABEL, PRESENT, RAW, STUDENT, TrainingDataset, cached_transform, case_record
 from mstkd.training.run import RunFiles
-from mstkd.training.synthesis import MARGIN, ORDERINGS, draw_means, fade_oedema, oedema_share, synthesise
+from mstkd.training.synthesis import (
+    MARGIN,
+    ORDERINGS,
+    OedemaSurroundings,
+    draw_means,
+    fade_oedema,
+    oedema_share,
+    synthesise,
+)
 from mstkd.training.trainer import Trainer
 
 TINY = Path(__file__).resolve().parents[1] / "Training" / "configs" / "tiny.yaml"
@@ -114,7 +122,7 @@ def test_oedema_fades_into_the_tissue_around_it_and_its_label_marks_the_half_way
 
     # The faded image: oedema's brightness spills a little into the tissue around and thins at its edge.
     image = np.where(oedema, 1.0, 0.2).astype(np.float32)
-    faded = fade_oedema(image, class_map, share, np.float32(1.0))
+    faded = fade_oedema(image, OedemaSurroundings.of(class_map), share, np.float32(1.0))
     assert np.allclose(faded[outside], 0.2 + 0.8 * share[outside], atol=1e-5)
     edge = oedema & ndimage.binary_dilation(outside)
     assert (faded[edge] < 1.0).all() and (faded[edge] >= 0.2 + 0.8 * 0.5 - 1e-5).all()

@@ -13,6 +13,7 @@ can be redrawn too (`training.tumour_shapes`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, Hashable, Mapping, Optional, Tuple
 
 import numpy as np
@@ -92,21 +93,40 @@ def oedema_share(classes: np.ndarray, fade_voxels: float) -> np.ndarray:
     return np.clip(0.5 + signed / (2.0 * fade_voxels), 0.0, 1.0).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class OedemaSurroundings:
+    """A class map's oedema, the healthy white and grey matter around it, and that tissue's local
+    weight (a Gaussian average): the same on every sequence, so found once per class map."""
+
+    oedema: np.ndarray
+    white: np.ndarray
+    tissue: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def of(cls, classes: np.ndarray) -> OedemaSurroundings:
+        tissue = np.isin(classes, HEALTHY_TISSUE).astype(np.float32)
+        return cls(
+            oedema=classes == PHANTOM_CLASSES["ed"],
+            white=classes == PHANTOM_CLASSES["wm"],
+            tissue=tissue,
+            weight=ndimage.gaussian_filter(tissue, BENEATH_SIGMA_VOXELS),
+        )
+
+
 def fade_oedema(
-    image: np.ndarray, classes: np.ndarray, share: np.ndarray, oedema_signal: np.ndarray
+    image: np.ndarray, around: OedemaSurroundings, share: np.ndarray, oedema_signal: np.ndarray
 ) -> np.ndarray:
     """`image` with each voxel's oedema `share` of `oedema_signal` over the tissue beneath.
 
     Beneath the oedema label the tissue is unknown; it is the local mean of the healthy white and
     grey matter around (a normalised Gaussian average), or the image's white matter far from any.
     """
-    oedema = classes == PHANTOM_CLASSES["ed"]
-    tissue = np.isin(classes, HEALTHY_TISSUE).astype(np.float32)
-    weight = ndimage.gaussian_filter(tissue, BENEATH_SIGMA_VOXELS)
-    average = ndimage.gaussian_filter(image * tissue, BENEATH_SIGMA_VOXELS) / np.maximum(weight, 1e-6)
-    white = image[classes == PHANTOM_CLASSES["wm"]]
+    weight = around.weight
+    average = ndimage.gaussian_filter(image * around.tissue, BENEATH_SIGMA_VOXELS) / np.maximum(weight, 1e-6)
+    white = image[around.white]
     far = float(np.median(white)) if white.size else float(np.median(image))
-    beneath = np.where(oedema, np.where(weight > 1e-3, average, far), image)
+    beneath = np.where(around.oedema, np.where(weight > 1e-3, average, far), image)
     return np.where(share > 0, share * oedema_signal + (1.0 - share) * beneath, image).astype(np.float32)
 
 
@@ -121,6 +141,7 @@ def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     margin = int(np.ceil(fade + 3 * BENEATH_SIGMA_VOXELS)) + 1
     box = grown(bounding_box(classes == oedema), margin, classes.shape)
     share = oedema_share(classes[box], fade) if box is not None else None
+    around = OedemaSurroundings.of(classes[box]) if box is not None else None
     for channel, sequence in enumerate(SEQUENCES):
         means = draw_means(rng, sequence)
         lookup = np.zeros(max(PHANTOM_CLASSES.values()) + 1, dtype=np.float32)
@@ -132,7 +153,7 @@ def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         image = lookup[classes] * (1.0 + strength[classes] * noise)
         if box is not None:
             signal = lookup[oedema] * (1.0 + strength[oedema] * noise[box])
-            image[box] = fade_oedema(image[box], classes[box], share, signal)
+            image[box] = fade_oedema(image[box], around, share, signal)
         image = ndimage.gaussian_filter(image, sigma)
         images[channel] = np.where(brain, np.maximum(image, FLOOR), 0.0)
     return images
