@@ -198,12 +198,17 @@ def test_files_mstkd_did_not_write_are_refused_before_evaluating_unless_overwrit
     assert load_checkpoint(notes).sha256 == copy.sha256
 
 
-def test_every_table_file_written_is_recognised_as_mstkds(tiny_model_file, phantom_root, tmp_path):
+def test_every_table_and_model_file_written_is_recognised_as_mstkds(tiny_model_file, phantom_root, tmp_path):
     from mstkd.evaluation.protocol import TABLE_FILES, is_our_table
 
     arguments = ["--checkpoint", str(tiny_model_file), "--data", str(phantom_root), "--device", "cpu"]
     assert main(["evaluate-model", *arguments, "--subsets", "t2", "--out", str(tmp_path / "e")]) == 0
     assert all(is_our_table(tmp_path / "e" / name) for name in TABLE_FILES)
+    from mstkd.checkpoint import is_model_file
+
+    huge_header = tmp_path / "huge.safetensors"  # its first 8 bytes claim a header of 2**64 - 1 bytes
+    huge_header.write_bytes(b"\xff" * 8 + b"{}")
+    assert is_model_file(tiny_model_file) and not is_model_file(huge_header)
     (tmp_path / "other.json").write_text(json.dumps({"protocol": "mine", "table": []}))
     (tmp_path / "other.md").write_text("<!-- a note -->\n| protocol: |\n")
     assert not is_our_table(tmp_path / "other.json") and not is_our_table(tmp_path / "other.md")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -120,8 +121,10 @@ def is_model_file(path: Union[str, Path]) -> bool:
     try:
         with open(path, "rb") as handle:
             size = int.from_bytes(handle.read(8), "little")
+            if size > os.fstat(handle.fileno()).st_size - 8:  # any file's first 8 bytes: not a header
+                return False
             header = json.loads(handle.read(size).decode("utf-8"))
-    except (OSError, ValueError, MemoryError):
+    except (OSError, ValueError):
         return False
     return isinstance(header, dict) and METADATA_KEY in header.get("__metadata__", {})
 
