@@ -27,6 +27,7 @@ from mstkd.training.synthesis import (
     OedemaSurroundings,
     draw_means,
     fade_oedema,
+    margin,
     oedema_share,
     synthesise,
 )
@@ -81,8 +82,12 @@ def test_drawn_contrasts_keep_every_ordering_and_vary():
         draws = [draw_means(rng, sequence) for _ in range(300)]
         for brighter, darker in orderings:
             ratios = np.array([d[brighter] / d[darker] for d in draws])
-            assert (ratios >= MARGIN).all(), (sequence, brighter, darker)
+            assert (ratios >= margin(brighter, darker)).all(), (sequence, brighter, darker)
             assert ratios.max() > 2 * ratios.min(), f"{sequence}: {brighter}/{darker} hardly varies"
+            if {brighter, darker} == {"gm", "wm"}:
+                assert (ratios < MARGIN).mean() > 0.05, f"{sequence}: grey and white matter never close"
+            else:
+                assert (ratios >= MARGIN).all(), (sequence, brighter, darker)
 
 
 def test_synthesised_images_keep_every_ordering_inside_each_class(class_map):
@@ -100,7 +105,9 @@ def test_synthesised_images_keep_every_ordering_inside_each_class(class_map):
         for channel, sequence in enumerate(SEQUENCES):
             means = {name: float(images[channel][where].mean()) for name, where in interiors.items()}
             for brighter, darker in ORDERINGS[sequence]:
-                assert means[brighter] > means[darker], (sequence, brighter, darker, means)
+                # Textures move a slab's mean by a few per cent: equal grey and white matter may swap.
+                tolerance = 0.9 if margin(brighter, darker) < MARGIN else 1.0
+                assert means[brighter] > tolerance * means[darker], (sequence, brighter, darker, means)
     images = synthesise(class_map, rng)
     brain = np.broadcast_to(class_map > 0, images.shape)
     assert np.array_equal(images != 0, brain), "0 outside the brain, and only there"

@@ -45,6 +45,11 @@ ORDERINGS: Dict[str, Tuple[Tuple[str, str], ...]] = {
 MEAN_RANGE = (0.05, 1.0)
 # A brighter class is at least this many times as bright as the darker one: visible through noise.
 MARGIN = 1.1
+# Except grey against white matter: their contrast is what scanners and protocols change most (FLAIR
+# hardly separates them at 3 T), so it may vanish, though it never reverses. A network that always
+# saw them apart takes a flat brain's deep white matter for oedema.
+HEALTHY_PAIR = frozenset(("gm", "wm"))
+HEALTHY_MARGIN = 1.0
 # Candidate contrasts drawn at once; a few per thousand satisfy T1Gd's ten orderings.
 CANDIDATES = 4096
 # Each class's texture: relative amplitude of a smooth field drawn on a grid this many voxels coarse.
@@ -62,6 +67,11 @@ HEALTHY_TISSUE = (PHANTOM_CLASSES["gm"], PHANTOM_CLASSES["wm"])
 CLASS_NAMES: Tuple[str, ...] = tuple(sorted(PHANTOM_CLASSES, key=PHANTOM_CLASSES.get))
 
 
+def margin(brighter: str, darker: str) -> float:
+    """How many times as bright as `darker` the `brighter` class of an ordering is at least."""
+    return HEALTHY_MARGIN if {brighter, darker} == HEALTHY_PAIR else MARGIN
+
+
 def draw_means(rng: np.random.Generator, sequence: str) -> Dict[str, float]:
     """One mean intensity per class on `sequence`, uniform within MEAN_RANGE under its ORDERINGS."""
     index = {name: column for column, name in enumerate(CLASS_NAMES)}
@@ -69,7 +79,7 @@ def draw_means(rng: np.random.Generator, sequence: str) -> Dict[str, float]:
         candidates = rng.uniform(*MEAN_RANGE, size=(CANDIDATES, len(CLASS_NAMES)))
         valid = np.ones(CANDIDATES, dtype=bool)
         for brighter, darker in ORDERINGS[sequence]:
-            valid &= candidates[:, index[brighter]] >= MARGIN * candidates[:, index[darker]]
+            valid &= candidates[:, index[brighter]] >= margin(brighter, darker) * candidates[:, index[darker]]
         found = np.flatnonzero(valid)
         if len(found):
             return dict(zip(CLASS_NAMES, (float(v) for v in candidates[found[0]])))
