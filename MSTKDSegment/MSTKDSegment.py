@@ -165,6 +165,7 @@ class MSTKDSegmentParameterNode:
     modelFile: str = ""
     device: str = DEFAULT_DEVICE
     brainExtraction: str = DEFAULT_BRAIN_EXTRACTION
+    mirroring: str = ""
     brainMask: bool = False
 
 
@@ -211,6 +212,7 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.onModelFileChanged)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
         self.ui.brainExtractionComboBox.connect("currentIndexChanged(int)", self.onBrainExtractionChanged)
+        self.ui.mirroringComboBox.connect("currentIndexChanged(int)", self.onMirroringChanged)
         for sequence in SEQUENCES:
             getattr(self.ui, f"{sequence}Selector").connect(
                 "currentNodeChanged(vtkMRMLNode*)", self.updateGui
@@ -276,6 +278,7 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             model_file=p.modelFile,
             device=p.device,
             brain_extraction=p.brainExtraction,
+            mirroring=p.mirroring,
             output=p.outputSegmentation,
             nested=p.nestedRegions,
             show_3d=p.show3D,
@@ -291,6 +294,7 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             setattr(p, f"{sequence}Volume", settings.inputs.get(sequence))
         p.reference, p.model, p.modelFile = settings.reference, settings.model, settings.model_file
         p.device, p.brainExtraction = settings.device, settings.brain_extraction
+        p.mirroring = settings.mirroring
         p.outputSegmentation = settings.output
         p.nestedRegions, p.show3D, p.brainMask = settings.nested, settings.show_3d, settings.brain_mask
 
@@ -321,6 +325,12 @@ class MSTKDSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if index >= 0:
             data = self.ui.brainExtractionComboBox.itemData(index)
             self.store(self.state.choose_brain_extraction(self.settings(), data))
+
+    def onMirroringChanged(self, index) -> None:
+        if index >= 0:
+            self.store(
+                self.state.choose_mirroring(self.settings(), self.ui.mirroringComboBox.itemData(index))
+            )
 
     def onReferenceChanged(self, index) -> None:
         if self._parameterNode and index >= 0:
@@ -714,6 +724,7 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
             self.test_ModelFileChoiceStays,
             self.test_NewCaseResetsOutput,
             self.test_BrainExtractionChoiceStays,
+            self.test_MirroringChoiceStays,
         ):
             self.setUp()
             test()
@@ -844,4 +855,19 @@ class MSTKDSegmentTest(ScriptedLoadableModuleTest):
         self.assertEqual(combo.currentData, "none")
         request = widget.state.request(widget.settings())
         self.assertEqual((request.brain_extraction, request.brain_mask), ("none", True))
+        self.delayDisplay("Test passed")
+
+    def test_MirroringChoiceStays(self):
+        slicer.util.selectModule("MSTKDSegment")
+        widget = slicer.modules.MSTKDSegmentWidget
+        combo = widget.ui.mirroringComboBox
+        combo.currentIndex = combo.findData("none")
+        slicer.app.processEvents()
+        self.assertEqual(widget.logic.getParameterNode().mirroring, "none")
+        widget.updateGui()
+        self.assertEqual(combo.currentData, "none")
+        self.assertEqual(widget.state.request(widget.settings()).mirror_axes, "none")
+        combo.currentIndex = combo.findData("")
+        slicer.app.processEvents()
+        self.assertIsNone(widget.state.request(widget.settings()).mirror_axes)
         self.delayDisplay("Test passed")

@@ -156,6 +156,7 @@ DEVICE_REPORT = {
         "patch": [16, 16, 16],
         "spacing": [2.0, 2.0, 2.0],
         "overlap": 0.5,
+        "passes": 8,
     },
 }
 

@@ -87,6 +87,7 @@ def test_the_device_check_measures_the_model_where_it_will_run(tiny_model_file):
     speed = report["speed"]
     assert speed["device"] == "cpu" and 0 < speed["seconds_per_window"] < 60
     assert speed["patch"] == (32, 32, 32) and speed["spacing"] == predictors.predictor.model.spacing
+    assert speed["passes"] == 2 ** len(predictors.predictor.model.output.mirror_axes)
     assert report["sha256"] == predictors.predictor.sha256 and report["peak_mib"] is None
 
     chosen = check_device(predictors, str(tiny_model_file), "cpu")
@@ -111,6 +112,11 @@ def test_the_time_estimate_adds_windows_preparation_and_registrations():
     assert estimate.preparation_s == pytest.approx(17.856 * 0.03 + 1.0)
     assert estimate.seconds == pytest.approx(estimate.inference_s + estimate.preparation_s)
     assert math.isclose(estimate_time(speed, (10.0, 10.0, 10.0), 0).seconds, 0.25)
+    # Measured with 8 mirrored passes a window, asked for one: an eighth of the inference.
+    mirrored = ModelSpeed("cpu", 2.0, 4, (64, 64, 64), (2.0, 2.0, 2.0), 0.5, passes=8)
+    one_pass = mirrored.with_passes(1)
+    assert (one_pass.seconds_per_window, one_pass.passes) == (0.25, 1)
+    assert estimate_time(one_pass, (140.0, 170.0, 130.0), 0).inference_s == pytest.approx(2.0)
 
 
 def test_an_inference_stage_estimate_is_a_field_the_text_shows():

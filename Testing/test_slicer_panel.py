@@ -135,6 +135,30 @@ def test_the_brain_extraction_choice_and_the_output_options_make_the_request(app
     assert not state.request(PanelSettings(inputs=exam)).brain_mask
 
 
+def test_the_mirroring_choice_makes_the_request_and_the_expected_time(app, state):
+    from MSTKDSegmentLib import PanelSettings
+
+    view = state.view(PanelSettings())
+    assert [data for _, data in view.mirroring.items] == ["", "none", "xyz"]
+    assert view.mirroring.items[view.mirroring.current] == ("As the model file says", "")
+    settings = PanelSettings(inputs=_exam(app))
+    assert state.request(settings).mirror_axes is None  # the model file's own
+    state.device_check_sent(settings)
+    state.device_checked(settings, CPU_REPORT)  # measured with the model's 8 passes a window
+    assert state.expected_time(settings).inference_s == pytest.approx(4 * 0.5)
+
+    settings = state.choose_mirroring(settings, "none")
+    assert state.request(settings).mirror_axes == "none"
+    assert state.expected_time(settings).inference_s == pytest.approx(4 * 0.5 / 8)
+    assert "4 windows at 0.06 s, measured" in state.view(settings).device_text
+    view = state.view(settings)
+    assert view.mirroring.items[view.mirroring.current] == ("Off: one pass (fastest)", "none")
+    settings = state.choose_mirroring(settings, "xyz")
+    assert state.expected_time(settings).inference_s == pytest.approx(4 * 0.5)
+    with pytest.raises(Exception, match="distinct axes among x, y and z"):
+        state.choose_mirroring(settings, "xx")
+
+
 def test_the_device_panel_says_where_and_how_long(app, state):
     from MSTKDSegmentLib import PanelSettings
 

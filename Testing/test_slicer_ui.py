@@ -327,6 +327,9 @@ def test_the_panel_renders_the_view_of_the_panel_state(tmp_path):
         "none",
     ]
     assert extraction.currentText() == "Automatic"
+    mirroring = child(panel, "mirroringComboBox")
+    assert [mirroring.itemData(i) for i in range(mirroring.count())] == ["", "none", "xyz"]
+    assert mirroring.currentText() == "As the model file says"
 
 
 if __name__ == "__main__":

@@ -22,9 +22,12 @@ from mstkd.conventions import (
     DEFAULT_DEVICE,
     DEVICE_CHOICES,
     DISPLAY_NAMES,
+    NO_MIRRORING,
     SEQUENCES,
     SequenceMap,
+    mirror_passes,
     parse_device,
+    parse_mirror_axes,
     sequence_map,
 )
 from mstkd.errors import MSTKDError
@@ -49,6 +52,12 @@ BRAIN_EXTRACTION_LABELS = {
     "hd-bet": "HD-BET (any sequence)",
     "none": "None (already skull-stripped)",
 }
+# How the panel names the test-time mirroring choices ('' keeps the model file's own).
+MIRRORING_LABELS = {
+    "": "As the model file says",
+    NO_MIRRORING: "Off: one pass (fastest)",
+    "xyz": "Along x, y and z: 8 passes",
+}
 INFO, WARNING, ERROR = "info", "warning", "error"
 MIB_PER_GIB = 1024.0
 
@@ -56,8 +65,9 @@ MIB_PER_GIB = 1024.0
 @dataclass
 class PanelSettings:
     """The user's choices, as the parameter node keeps them: volumes by sequence, reference ('' for
-    automatic), model (a registry name or MODEL_FILE), model file, device, brain extraction, output
-    segmentation and what it shows (nested regions, 3D surfaces, the brain mask)."""
+    automatic), model (a registry name or MODEL_FILE), model file, device, brain extraction, test-time
+    mirroring ('' for the model file's own), output segmentation and what it shows (nested regions,
+    3D surfaces, the brain mask)."""
 
     inputs: Dict[str, Any] = field(default_factory=dict)
     reference: str = ""
@@ -65,6 +75,7 @@ class PanelSettings:
     model_file: str = ""
     device: str = DEFAULT_DEVICE
     brain_extraction: str = DEFAULT_BRAIN_EXTRACTION
+    mirroring: str = ""
     output: Any = None
     nested: bool = False
     show_3d: bool = True
@@ -93,6 +104,7 @@ class PanelView:
     model_file_visible: bool
     device: Choice
     brain_extraction: Choice
+    mirroring: Choice
     device_text: str
     device_level: str
     inputs_warning: str
@@ -167,6 +179,12 @@ class PanelState:
         """A brain-extraction item was chosen."""
         return dataclasses.replace(settings, brain_extraction=check_choice(data))
 
+    def choose_mirroring(self, settings: PanelSettings, data: str) -> PanelSettings:
+        """A test-time mirroring item was chosen ('' for the model file's own, 'none', or axes as 'xyz')."""
+        if data:
+            parse_mirror_axes(data)
+        return dataclasses.replace(settings, mirroring=data)
+
     def model_item(self, settings: PanelSettings) -> str:
         """The model item in effect: the one stored, else a model file, else the first registry model."""
         if settings.model:
@@ -200,6 +218,7 @@ class PanelState:
             show_3d=settings.show_3d,
             brain_extraction=settings.brain_extraction,
             brain_mask=settings.brain_mask,
+            mirror_axes=settings.mirroring or None,
         )
 
     # The device check
@@ -228,7 +247,8 @@ class PanelState:
         return True
 
     def expected_time(self, settings: PanelSettings) -> Optional[TimeEstimate]:
-        """How long a run on the chosen volumes should take, from the device check's measured speed."""
+        """How long a run on the chosen volumes should take, from the device check's measured speed (with
+        the model file's mirroring), for the mirroring chosen."""
         chosen = settings.chosen()
         if not chosen or not self.device_report or "speed" not in self.device_report:
             return None
@@ -240,7 +260,10 @@ class PanelState:
             tuple(int(p) for p in speed["patch"]),  # type: ignore[arg-type]
             tuple(float(s) for s in speed["spacing"]),  # type: ignore[arg-type]
             float(speed["overlap"]),
+            int(speed.get("passes", 1)),
         )
+        if settings.mirroring:
+            model_speed = model_speed.with_passes(mirror_passes(parse_mirror_axes(settings.mirroring)))
         try:
             size = self._size(chosen, self.reference_of(settings))
         except MSTKDError:  # e.g. a volume under a non-linear transform: the run will say what to do
@@ -323,6 +346,9 @@ class PanelState:
             brain_extraction=_choice(
                 [(BRAIN_EXTRACTION_LABELS[c], c) for c in BRAIN_EXTRACTION_CHOICES], settings.brain_extraction
             ),
+            mirroring=_choice(
+                [(label, data) for data, label in MIRRORING_LABELS.items()], settings.mirroring
+            ),
             device_text=device_text,
             device_level=device_level,
             inputs_warning="\n".join(duplicate_inputs(chosen)),
@@ -387,7 +413,7 @@ class PanelState:
         line, level = _describe_device(report)
         expected = self.expected_time(settings)
         if expected is not None:
-            per_window = float(report["speed"]["seconds_per_window"])
+            per_window = expected.inference_s / expected.windows
             line += (
                 f"\nExpected time for this exam: about {format_duration(expected.seconds)} "
                 f"({expected.windows} windows at {per_window:.2f} s, measured)"

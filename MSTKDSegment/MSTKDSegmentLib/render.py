@@ -29,6 +29,7 @@ class PanelRenderer:
         self._choice("modelComboBox", view.model)
         self._choice("deviceComboBox", view.device)
         self._choice("brainExtractionComboBox", view.brain_extraction)
+        self._choice("mirroringComboBox", view.mirroring)
         ui.modelDescriptionLabel.setText(view.model_description)
         ui.modelPathLabel.setVisible(view.model_file_visible)
         ui.modelPathLineEdit.setVisible(view.model_file_visible)

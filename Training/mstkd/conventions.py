@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Iterable, Iterator, Mapping, Optional, Tuple, TypeVar
+from typing import Dict, FrozenSet, Iterable, Iterator, Mapping, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -454,3 +454,8 @@ def parse_mirror_axes(text: str) -> Tuple[int, ...]:
             f"Mirroring axes: give distinct axes among x, y and z (e.g. x or xyz), or 'none'; not {text!r}."
         )
     return tuple(AXIS_LETTERS.index(letter) for letter in letters)
+
+
+def mirror_passes(axes: Sequence[int]) -> int:
+    """Passes a window takes with test-time mirroring along `axes`: every combination of them, and none."""
+    return 2 ** len(axes)

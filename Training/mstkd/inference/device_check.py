@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from mstkd.conventions import SEQUENCES, parse_device
+from mstkd.conventions import SEQUENCES, mirror_passes, parse_device
 from mstkd.devices import (
     autocast,
     inference_memory_format,
@@ -114,6 +114,7 @@ def measure_speed(
         patch=tuple(model.patch),  # type: ignore[arg-type]
         spacing=model.spacing,
         overlap=predictor.overlap,
+        passes=mirror_passes(model.output.mirror_axes),
     )
     return speed, peak
 

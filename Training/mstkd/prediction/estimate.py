@@ -8,6 +8,7 @@ imports it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Sequence, Tuple
@@ -22,7 +23,8 @@ REGISTRATION_S = 1.0
 
 @dataclass(frozen=True)
 class ModelSpeed:
-    """What a device check measured: seconds per sliding window (at a batch size) of a model on a device."""
+    """What a device check measured: seconds per sliding window (at a batch size) of a model on a device,
+    each window taking `passes` passes of the network (its test-time mirroring)."""
 
     device: str
     seconds_per_window: float
@@ -30,6 +32,12 @@ class ModelSpeed:
     patch: Tuple[int, int, int]
     spacing: Tuple[float, float, float]
     overlap: float
+    passes: int = 1
+
+    def with_passes(self, passes: int) -> ModelSpeed:
+        """The speed of the same windows taking `passes` passes each (another mirroring)."""
+        seconds = self.seconds_per_window * passes / self.passes
+        return dataclasses.replace(self, seconds_per_window=seconds, passes=passes)
 
 
 @dataclass(frozen=True)
