@@ -43,6 +43,7 @@ from mstkd.inference.events import SPANS, ProgressCallback, ProgressTracker, Sta
 from mstkd.inference.model_file import load_trained_model
 from mstkd.inference.registry import ModelEntry, resolve_model
 from mstkd.inference.result import SegmentationResult
+from mstkd.inference.tumour_extent import extent_warning
 from mstkd.inference.volumes import region_volumes_ml
 from mstkd.prediction.labelmap import predict_labels
 from mstkd.prediction.labelrule import describe_output
@@ -196,6 +197,7 @@ class Predictor:
         started = time.perf_counter()
         predicted, device, fallbacks, inference_step = self._infer(exam, report)
         timings["inference"] = time.perf_counter() - started
+        implausible = extent_warning(predicted > 0, exam.mask)
 
         started = time.perf_counter()
         finish = report.span("postprocess", *SPANS["postprocess"])
@@ -232,7 +234,7 @@ class Predictor:
             timings_s=timings,
             steps=steps,
             fallbacks=fallbacks,
-            warnings=[*self.model.warnings, *inputs.warnings],
+            warnings=[*self.model.warnings, *inputs.warnings, *([implausible] if implausible else [])],
             notes=[
                 *(
                     {"kind": "registration", "text": found.describe(sequence, exam.reference_name)}
