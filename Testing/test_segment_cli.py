@@ -61,7 +61,9 @@ def test_one_exam_writes_labels_on_the_reference_grid_and_a_summary(
         "written_by", "output", "reference", "sequences", "model", "device", "labels", "volumes_ml",
         "timings_s", "steps", "warnings", "notes", "brain_extraction", "trust",
     }  # fmt: skip
-    assert data["written_by"] == "mstkd segment" and data["warnings"] == []
+    # The tiny model (two training steps) calls the whole brain tumour: the one warning says so.
+    assert data["written_by"] == "mstkd segment"
+    assert [w for w in data["warnings"] if not w.startswith("The whole tumour fills")] == []
     assert data["output"] == str(out) and data["reference"] == "t1ce" and data["labels"] == "brats2023"
     assert data["sequences"] == ["flair", "t1ce"] and data["device"] == "cpu"
     assert data["model"] == {

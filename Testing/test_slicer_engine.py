@@ -49,7 +49,10 @@ def test_the_real_engine_segments_a_phantom_into_the_scene(tiny_model_file, phan
     fractions = [e.fraction for e in events if isinstance(e, Progress)]
     assert fractions and fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert not (masks["MSTKD_WT"] & ~masks["MSTKD_BRAIN"]).any()  # the tumour lies in the brain mask
-    assert [n.kind for n in read_notes(seg)] == ["sequences", "brain-extraction", "device"]
+    # The tiny model (two training steps) calls the whole brain tumour: the first note says to check it.
+    notes = read_notes(seg)
+    assert [n.kind for n in notes] == ["check", "sequences", "brain-extraction", "device"]
+    assert "far more than gliomas do" in notes[0].text
     if engine is not None:
         assert engine.ready and engine.starts == 1
         engine.close()
