@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mstkd.conventions import (
+    AXIS_LETTERS,
     BRAIN_EXTRACTION_CHOICES,
     DEFAULT_BRAIN_EXTRACTION,
     DEFAULT_DEVICE,
@@ -56,7 +57,7 @@ BRAIN_EXTRACTION_LABELS = {
 MIRRORING_LABELS = {
     "": "As the model file says",
     NO_MIRRORING: "Off: one pass (fastest)",
-    "xyz": "Along x, y and z: 8 passes",
+    AXIS_LETTERS: "Along x, y and z: 8 passes",
 }
 INFO, WARNING, ERROR = "info", "warning", "error"
 MIB_PER_GIB = 1024.0
