@@ -159,6 +159,30 @@ def test_the_mirroring_choice_makes_the_request_and_the_expected_time(app, state
         state.choose_mirroring(settings, "xx")
 
 
+def test_a_hand_edited_mirroring_is_shown_or_stops_segment(app, state):
+    """A parameter node edited by hand: other valid axes are shown as what the run will use; an invalid
+    value disables Segment with the reason, and the panel still draws."""
+    from MSTKDSegmentLib import PanelSettings
+
+    settings = PanelSettings(inputs=_exam(app), mirroring="xy")
+    state.device_check_sent(settings)
+    state.device_checked(settings, CPU_REPORT)
+    view = state.view(settings)
+    assert view.mirroring.items[view.mirroring.current] == ("Along x, y: 4 passes", "xy")
+    assert view.apply_enabled and state.request(settings).mirror_axes == "xy"
+    assert state.expected_time(settings).inference_s == pytest.approx(4 * 0.5 / 2)
+
+    settings.mirroring = "sideways"
+    view = state.view(settings)
+    assert [data for _, data in view.mirroring.items] == ["", "none", "xyz"]
+    assert not view.apply_enabled
+    assert (
+        "distinct axes among x, y and z" in view.apply_tooltip
+        and "Choose a mirroring item" in view.apply_tooltip
+    )
+    assert state.expected_time(settings) is None and "Expected time" not in view.device_text
+
+
 def test_the_device_panel_says_where_and_how_long(app, state):
     from MSTKDSegmentLib import PanelSettings
 

@@ -263,11 +263,11 @@ class PanelState:
             float(speed["overlap"]),
             int(speed.get("passes", 1)),
         )
-        if settings.mirroring:
-            model_speed = model_speed.with_passes(mirror_passes(parse_mirror_axes(settings.mirroring)))
         try:
+            if settings.mirroring:
+                model_speed = model_speed.with_passes(mirror_passes(parse_mirror_axes(settings.mirroring)))
             size = self._size(chosen, self.reference_of(settings))
-        except MSTKDError:  # e.g. a volume under a non-linear transform: the run will say what to do
+        except MSTKDError:  # e.g. a volume under a non-linear transform: Segment or the run says what to do
             return None
         return estimate_time(
             model_speed, size.extent_mm, size.voxels, size.registrations, self.preparation_s_per_mvox
@@ -347,9 +347,7 @@ class PanelState:
             brain_extraction=_choice(
                 [(BRAIN_EXTRACTION_LABELS[c], c) for c in BRAIN_EXTRACTION_CHOICES], settings.brain_extraction
             ),
-            mirroring=_choice(
-                [(label, data) for data, label in MIRRORING_LABELS.items()], settings.mirroring
-            ),
+            mirroring=_choice(mirroring_items(settings.mirroring), settings.mirroring),
             device_text=device_text,
             device_level=device_level,
             inputs_warning="\n".join(duplicate_inputs(chosen)),
@@ -396,6 +394,11 @@ class PanelState:
             return "Segment", False, "Choose at least one sequence (FLAIR, T1, T1Gd or T2), or load a case."
         if not model:
             return "Segment", False, "Choose a model, or a model file."
+        if settings.mirroring:
+            try:
+                parse_mirror_axes(settings.mirroring)
+            except MSTKDError as error:  # only a parameter node edited by hand holds such a value
+                return "Segment", False, f"{error} Choose a mirroring item."
         names = " + ".join(DISPLAY_NAMES[s] for s in chosen)
         return "Segment", True, f"Segment the tumour from {names} with the model '{os.path.basename(model)}'."
 
@@ -464,6 +467,19 @@ def _blend(run: RunState, elapsed: float) -> Optional[float]:
         return expected
     weight = min(run.clock.fraction / 0.5, 1.0)
     return (1.0 - weight) * expected + weight * measured
+
+
+def mirroring_items(current: str) -> List[Tuple[str, str]]:
+    """The mirroring combo box's items: the usual ones, and the current axes where they are others (a
+    parameter node edited by hand, e.g. 'xy'), so the panel shows what the run will use."""
+    items = [(label, data) for data, label in MIRRORING_LABELS.items()]
+    if current and current not in MIRRORING_LABELS:
+        try:
+            passes = mirror_passes(parse_mirror_axes(current))
+        except MSTKDError:
+            return items
+        items.append((f"Along {', '.join(current.strip().lower())}: {passes} passes", current))
+    return items
 
 
 def _choice(items: Sequence[Tuple[str, str]], current: str) -> Choice:
