@@ -156,6 +156,39 @@ def test_a_run_stopped_by_sigterm_and_resumed_equals_one_run_straight_through(ph
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
+def test_sigterm_to_the_whole_process_group_stops_a_run_with_loader_workers_and_it_resumes(
+    phantom_root, tmp_path
+):
+    """A scheduler (or `kill -- -PGID`) signals every process of the job, the data loader's workers too:
+    the run must still stop after its step with a checkpoint, not die of a killed worker."""
+    options = tiny_settings(phantom_root, 40, **{"train.checkpoint_every": 2, "data.workers": 1})
+    settings = [s for pair in (("--set", s) for s in options) for s in pair]
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "mstkd", "train", "--config", str(TINY), *settings, "--out", str(run)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    job = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not RunFiles(run).state.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(job.pid, signal.SIGTERM)
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 128 + signal.SIGTERM, err
+    assert "Stopped at step" in out and "Traceback" not in err, err
+    stopped_at = load_checkpoint(RunFiles(run).weights).metadata["step"]
+    assert 2 <= stopped_at < 40
+    resumed = run_cli("train", "--resume", "--out", str(run))
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert load_checkpoint(RunFiles(run).weights).metadata["step"] == 40
+
+
 def test_torchrun_with_two_processes_keeps_both_ranks_identical(phantom_root, tmp_path):
     run = tmp_path / "ddp"
     # Rank 0 alone measures the gradient norms (one extra local backward per term), mid-run.

@@ -6,6 +6,7 @@ Rank 0 logs, validates and writes checkpoints; every rank trains on its shard of
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -43,6 +44,13 @@ from mstkd.typed_config import to_mapping
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 NO_SCORE = -1.0
+
+
+def _leave_stopping_to_the_main_process(worker_id: int) -> None:
+    """A data-loader worker that gets SIGTERM (as every process of a job does when a scheduler stops
+    it) exits quietly: the main process, signalled too, finishes its step and writes a checkpoint.
+    Killed by the signal instead, the worker would make the main process fail mid-step."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
 
 
 class Trainer:
@@ -145,7 +153,11 @@ class Trainer:
         try:
             while current < steps:
                 measure = context.is_main and every > 0 and (current + 1) % every == 0
-                result = self.step(next(batches), self.schedule.epoch(current), measure_gradients=measure)
+                batch = self._next_batch(batches)
+                if batch is None:  # stopped by a signal, which also ended the loader's workers
+                    self._stop_at(current)
+                    break
+                result = self.step(batch, self.schedule.epoch(current), measure_gradients=measure)
                 current += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{result.total:.4f}")
@@ -156,12 +168,11 @@ class Trainer:
                     self._log_gradients(current, result)
                 if context.is_main and (current % self.train.val_every == 0 or last):
                     self._validate(current, val_cases)
-                stop = distributed.any_rank(context, self.stop_requested)
-                if current % self.train.checkpoint_every == 0 or last or stop:
-                    self._checkpoint(current)
-                if stop:
-                    self.log.info("stopped by a signal at step %d; continue with --resume", current)
+                if distributed.any_rank(context, self.stop_requested):
+                    self._stop_at(current)
                     break
+                if current % self.train.checkpoint_every == 0 or last:
+                    self._checkpoint(current)
         finally:
             bar.close()  # before any error message, which then starts on its own line
         return current
@@ -225,8 +236,26 @@ class Trainer:
             # or a resumed run would drift from one run straight through.
             generator=torch.Generator().manual_seed(self.train.seed),
             persistent_workers=self.data.workers > 0,
+            worker_init_fn=_leave_stopping_to_the_main_process,
         )
         return iter(loader)
+
+    def _stop_at(self, current: int) -> None:
+        """A stop signal came: checkpoint the steps done, so --resume continues from there."""
+        self._checkpoint(current)
+        self.log.info("stopped by a signal at step %d; continue with --resume", current)
+
+    def _next_batch(self, batches: Iterator[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+        """The next batch, or None where a stop signal has also ended the loader's workers (a scheduler
+        signals every process of the job) before it came: a single process then stops as the signal
+        asked. Under torchrun the other ranks may be mid-step, so the error stands (the last periodic
+        checkpoint resumes)."""
+        try:
+            return next(batches)
+        except RuntimeError:
+            if self.stop_requested and not self.context.enabled:
+                return None
+            raise
 
     def _tensorboard(self):
         from torch.utils.tensorboard import SummaryWriter
