@@ -154,7 +154,9 @@ class Trainer:
             while current < steps:
                 measure = context.is_main and every > 0 and (current + 1) % every == 0
                 batch = self._next_batch(batches)
-                if batch is None:  # stopped by a signal, which also ended the loader's workers
+                # A signal that also ended a rank's loader workers stops every rank before the step:
+                # the others cannot step without it.
+                if distributed.any_rank(context, batch is None):
                     self._stop_at(current)
                     break
                 result = self.step(batch, self.schedule.epoch(current), measure_gradients=measure)
@@ -247,13 +249,11 @@ class Trainer:
 
     def _next_batch(self, batches: Iterator[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
         """The next batch, or None where a stop signal has also ended the loader's workers (a scheduler
-        signals every process of the job) before it came: a single process then stops as the signal
-        asked. Under torchrun the other ranks may be mid-step, so the error stands (the last periodic
-        checkpoint resumes)."""
+        signals every process of the job) before it came: the run then stops as the signal asked."""
         try:
             return next(batches)
         except RuntimeError:
-            if self.stop_requested and not self.context.enabled:
+            if self.stop_requested:
                 return None
             raise
 
