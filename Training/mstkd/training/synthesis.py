@@ -53,7 +53,7 @@ MARGIN = 1.1
 # saw them apart takes a flat brain's deep white matter for oedema.
 HEALTHY_PAIR = frozenset(("gm", "wm"))
 HEALTHY_MARGIN = 1.0
-# Candidate contrasts drawn at once; a few per hundred satisfy the strictest sequence's orderings.
+# Candidate contrasts drawn at once; about 1.6 % satisfy FLAIR's six orderings (the strictest).
 CANDIDATES = 4096
 # T1Gd against T1: each class's brightness may differ by this factor (T1Gd is often another
 # acquisition, a 3D gradient echo against a 2D spin echo); the enhancing tumour is this many times
