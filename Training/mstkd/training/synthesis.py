@@ -4,12 +4,8 @@ For each training sample and each sequence, every class of the map (PHANTOM_CLAS
 intensity drawn at random, kept only when it respects the orderings radiologists read (ORDERINGS:
 oedema brighter than white matter on FLAIR and T2, enhancing tumour brighter than necrosis and
 white matter on T1Gd, CSF dark on FLAIR and T1, ...). The network so learns these relations and
-the shapes, not one generator's contrast table. T1Gd is not drawn on its own: it is the T1 image
-after gadolinium (`after_gadolinium`), each class as bright as on T1 up to a protocol's difference,
-the same texture, and only the enhancing tumour brighter, so that enhancement is read against T1
-(a core bright on T1, e.g. blood, is bright on T1Gd too and is not enhancement). A smooth texture
-of random scale and strength per class, oedema fading into the tissue around it (`fade_oedema`)
-and a partial-volume blur follow;
+the shapes, not one generator's contrast table. A smooth texture of random scale and strength per
+class, oedema fading into the tissue around it (`fade_oedema`) and a partial-volume blur follow;
 acquisition artefacts (bias, gamma, noise, resolution) are
 the augmentations of `training.augment`, which apply to real images as well. The tumour itself
 can be redrawn too (`training.tumour_shapes`).
@@ -31,12 +27,13 @@ from mstkd.training.tumour_shapes import labels_from_classes, random_tumour, smo
 # (brighter, darker) pairs per sequence.
 ORDERINGS: Dict[str, Tuple[Tuple[str, str], ...]] = {
     "flair": (("gm", "csf"), ("wm", "csf"), ("gm", "wm"), ("ed", "wm"), ("ed", "gm"), ("net", "wm")),
-    # The core is free on T1: dark as a rule, bright where it holds blood or protein.
-    "t1": (("wm", "gm"), ("gm", "csf"), ("wm", "ed"), ("wm", "et")),
-    # Drawn by `after_gadolinium`, which keeps these by construction.
+    "t1": (("wm", "gm"), ("gm", "csf"), ("wm", "ncr"), ("wm", "net"), ("wm", "ed"), ("wm", "et")),
     "t1ce": (
         ("wm", "gm"),
         ("gm", "csf"),
+        ("wm", "ncr"),
+        ("wm", "net"),
+        ("wm", "ed"),
         ("et", "wm"),
         ("et", "gm"),
         ("et", "ncr"),
@@ -53,16 +50,8 @@ MARGIN = 1.1
 # saw them apart takes a flat brain's deep white matter for oedema.
 HEALTHY_PAIR = frozenset(("gm", "wm"))
 HEALTHY_MARGIN = 1.0
-# Candidate contrasts drawn at once; about 1.6 % satisfy FLAIR's six orderings (the strictest).
+# Candidate contrasts drawn at once; a few per thousand satisfy T1Gd's ten orderings.
 CANDIDATES = 4096
-# T1Gd against T1: each class's brightness may differ by this factor (T1Gd is often another
-# acquisition, a 3D gradient echo against a 2D spin echo); the enhancing tumour is this many times
-# as bright as the brightest other tumour or brain class.
-GADOLINIUM_PROTOCOL = (0.85, 1.15)
-ENHANCEMENT = (MARGIN, 2.0)
-ENHANCEMENT_OUTSHINES = ("wm", "gm", "ncr", "net", "ed")
-# The correlation of T1Gd's texture with T1's: the same tissue, imaged twice.
-GADOLINIUM_TEXTURE_CORRELATION = (0.6, 1.0)
 # Each class's texture: relative amplitude of a smooth field drawn on a grid this many voxels coarse.
 TEXTURE_STRENGTH = (0.0, 0.25)
 TEXTURE_COARSENESS = (2.0, 8.0)
@@ -94,26 +83,6 @@ def draw_means(rng: np.random.Generator, sequence: str) -> Dict[str, float]:
         found = np.flatnonzero(valid)
         if len(found):
             return dict(zip(CLASS_NAMES, (float(v) for v in candidates[found[0]])))
-
-
-def after_gadolinium(rng: np.random.Generator, t1: Dict[str, float]) -> Dict[str, float]:
-    """T1Gd's mean per class from T1's: each within GADOLINIUM_PROTOCOL of its T1 brightness, grey
-    and white matter and CSF still in order, the enhancing tumour ENHANCEMENT times the brightest of
-    ENHANCEMENT_OUTSHINES."""
-    while True:
-        means = {name: value * float(rng.uniform(*GADOLINIUM_PROTOCOL)) for name, value in t1.items()}
-        if means["wm"] >= means["gm"] >= margin("gm", "csf") * means["csf"]:
-            break
-    brightest = max(means[name] for name in ENHANCEMENT_OUTSHINES)
-    means["et"] = brightest * float(rng.uniform(*ENHANCEMENT))
-    return means
-
-
-def draw_contrast(rng: np.random.Generator) -> Dict[str, Dict[str, float]]:
-    """One mean per class for every sequence: FLAIR, T1 and T2 by `draw_means`, T1Gd from T1."""
-    contrast = {sequence: draw_means(rng, sequence) for sequence in SEQUENCES if sequence != "t1ce"}
-    contrast["t1ce"] = after_gadolinium(rng, contrast["t1"])
-    return contrast
 
 
 def oedema_share(classes: np.ndarray, fade_voxels: float) -> np.ndarray:
@@ -171,23 +140,6 @@ def fade_oedema(
     return np.where(share > 0, share * oedema_signal + (1.0 - share) * beneath, image).astype(np.float32)
 
 
-def texture(
-    rng: np.random.Generator,
-    shape: Tuple[int, ...],
-    t1: Optional[Tuple[np.ndarray, np.ndarray]],
-    sequence: str,
-) -> Tuple[np.ndarray, np.ndarray]:
-    """Each class's texture strength (indexed by class value) and a unit-variance smooth field; on
-    T1Gd, T1's strengths and a field correlated with T1's (GADOLINIUM_TEXTURE_CORRELATION)."""
-    fresh = smooth_noise(rng, shape, TEXTURE_COARSENESS)
-    if sequence == "t1ce" and t1 is not None:
-        strength, t1_noise = t1
-        correlation = rng.uniform(*GADOLINIUM_TEXTURE_CORRELATION)
-        return strength, correlation * t1_noise + np.sqrt(1.0 - correlation**2) * fresh
-    strength = rng.uniform(*TEXTURE_STRENGTH, size=max(PHANTOM_CLASSES.values()) + 1).astype(np.float32)
-    return strength, fresh
-
-
 def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(4, ...) float32 images in canonical sequence order from a class map; 0 outside the brain."""
     brain = classes > 0
@@ -200,13 +152,14 @@ def synthesise(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     box = grown(bounding_box(classes == oedema), margin, classes.shape)
     share = oedema_share(classes[box], fade) if box is not None else None
     around = OedemaSurroundings.of(classes[box]) if box is not None else None
-    contrast = draw_contrast(rng)
-    textures: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
     for channel, sequence in enumerate(SEQUENCES):
+        means = draw_means(rng, sequence)
         lookup = np.zeros(max(PHANTOM_CLASSES.values()) + 1, dtype=np.float32)
+        strength = np.zeros_like(lookup)
         for name, value in PHANTOM_CLASSES.items():
-            lookup[value] = contrast[sequence][name]
-        strength, noise = textures[sequence] = texture(rng, classes.shape, textures.get("t1"), sequence)
+            lookup[value] = means[name]
+            strength[value] = rng.uniform(*TEXTURE_STRENGTH)
+        noise = smooth_noise(rng, classes.shape, TEXTURE_COARSENESS)
         image = lookup[classes] * (1.0 + strength[classes] * noise)
         if box is not None:
             signal = lookup[oedema] * (1.0 + strength[oedema] * noise[box])
