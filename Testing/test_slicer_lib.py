@@ -577,7 +577,12 @@ def test_progress_lines_and_time_remaining():
     assert clock.remaining_s() == pytest.approx(30.0)
     clock.update(Progress("infer", 0.1, ""))  # fractions never go back
     assert clock.fraction == 0.25
-    assert [format_duration(s) for s in (3, 42, 150, 4000)] == ["a few seconds", "40 s", "2 min", "1 h 7 min"]
+    assert [format_duration(s) for s in (3, 42, 150, 4000)] == [
+        "a few seconds",
+        "about 40 s",
+        "about 2 min",
+        "about 1 h 7 min",
+    ]
 
 
 def test_the_lib_imports_only_what_a_bare_slicer_has():

@@ -204,7 +204,7 @@ def test_the_device_panel_says_where_and_how_long(app, state):
     )
     # The brain (non-zero voxels) spans 32 x 28 x 24 voxels = 38.4 x 28 x 36 mm: 20 x 14 x 18 voxels at
     # 2 mm, so 2 x 1 x 2 windows of 16 with half overlap; 4 x 0.5 s, plus reading 2 x 21504 voxels.
-    assert expected == "Expected time for this exam: about a few seconds (4 windows at 0.50 s, measured)"
+    assert expected == "Expected time for this exam: a few seconds (4 windows at 0.50 s, measured)"
     estimate = state.expected_time(settings)
     assert estimate.windows == 4 and estimate.inference_s == pytest.approx(2.0)
 

@@ -419,7 +419,7 @@ class PanelState:
         if expected is not None:
             per_window = expected.inference_s / expected.windows
             line += (
-                f"\nExpected time for this exam: about {format_duration(expected.seconds)} "
+                f"\nExpected time for this exam: {format_duration(expected.seconds)} "
                 f"({expected.windows} windows at {per_window:.2f} s, measured)"
             )
         return line, level
@@ -435,7 +435,7 @@ class PanelState:
                 f"Starting the engine (Python, PyTorch; only the first run waits for this)... {elapsed:.0f} s"
             )
         remaining = _blend(run, elapsed)
-        left = f" (about {format_duration(remaining)} left)" if remaining is not None else ""
+        left = f" ({format_duration(remaining)} left)" if remaining is not None else ""
         return f"{run.progress.stage}: {run.progress.message}{left}"
 
     def _size(self, chosen: Mapping[str, Any], reference: str) -> ExamSize:

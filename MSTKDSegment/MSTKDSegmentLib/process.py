@@ -56,15 +56,16 @@ def parse_progress(line: str) -> Optional[Progress]:
 
 
 def format_duration(seconds: float) -> str:
-    """A rough human duration: 'a few seconds', '40 s', '3 min', '1 h 5 min'."""
+    """A rough human duration, said as approximate: 'a few seconds', 'about 40 s', 'about 3 min',
+    'about 1 h 5 min'."""
     if seconds < 10:
         return "a few seconds"
     if seconds < 60:
-        return f"{int(round(seconds, -1))} s"
+        return f"about {int(round(seconds, -1))} s"
     minutes = int(round(seconds / 60))
     if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60} min"
 
 
 class ProgressClock:
