@@ -98,11 +98,6 @@ class EngineService:
         return self.alive and self._ready.is_set()
 
     @property
-    def busy(self) -> bool:
-        """True while a request is in progress or waiting."""
-        return any(not job.finished for job in self._jobs)
-
-    @property
     def pid(self) -> Optional[int]:
         """The engine's process id, while one runs."""
         return self._popen.pid if self._popen is not None else None

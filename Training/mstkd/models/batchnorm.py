@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 RUNNING, RECALIBRATED, PER_SAMPLE = "running", "recalibrated", "per-sample"
-BATCHNORM_STATISTICS = (RUNNING, RECALIBRATED, PER_SAMPLE)
 
 
 def batchnorm_layers(network: nn.Module) -> list:
